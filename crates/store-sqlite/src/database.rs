@@ -1,0 +1,105 @@
+//! A SQLite database shared by async code: one writer connection (SQLite allows one writer at a time) and a
+//! small pool of reader connections, which WAL mode lets run beside the writer. Every call runs on tokio's
+//! blocking pool so a slow disk never stalls the async runtime.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use trackstack_store::{StoreError, StoreResult};
+
+use crate::migrations::Migration;
+
+const MAX_IDLE_READERS: usize = 8;
+
+pub(crate) struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    idle_readers: Mutex<Vec<Connection>>,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub(crate) fn open(path: &Path, migrations: &[Migration]) -> StoreResult<Arc<Database>> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Backend(format!("cannot create directory {}: {e}", parent.display())))?;
+        }
+        let mut writer = Connection::open(path).map_err(|e| backend_error(path, e))?;
+        // FULL makes every commit durable before it is acknowledged, as DESIGN.md §2 requires.
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+            .map_err(|e| backend_error(path, e))?;
+        crate::migrations::apply(&mut writer, migrations).map_err(|e| backend_error(path, e))?;
+        Ok(Arc::new(Database { path: path.to_owned(), writer: Mutex::new(writer), idle_readers: Mutex::new(Vec::new()) }))
+    }
+
+    /// Runs `work` in a transaction on the writer connection.
+    pub(crate) async fn write<T, F>(self: &Arc<Self>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        run_blocking(move || {
+            let mut conn = db.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(StoreError::backend)?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `work` on a reader connection (a consistent snapshot for the duration of a statement).
+    pub(crate) async fn read<T, F>(self: &Arc<Self>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        run_blocking(move || {
+            let reader = db.checkout_reader()?;
+            let result = work(&reader);
+            db.checkin_reader(reader);
+            result
+        })
+        .await
+    }
+
+    fn checkout_reader(&self) -> StoreResult<Connection> {
+        if let Some(conn) = self.idle_readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| backend_error(&self.path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(StoreError::backend)?;
+        Ok(conn)
+    }
+
+    fn checkin_reader(&self, conn: Connection) {
+        let mut idle = self.idle_readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+}
+
+fn backend_error(path: &Path, error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("{}: {error}", path.display()))
+}
+
+/// Converts SQLite failures inside store code.
+pub(crate) trait SqlResultExt<T> {
+    fn backend(self) -> StoreResult<T>;
+}
+
+impl<T> SqlResultExt<T> for rusqlite::Result<T> {
+    fn backend(self) -> StoreResult<T> {
+        self.map_err(StoreError::backend)
+    }
+}

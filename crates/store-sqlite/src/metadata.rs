@@ -1,0 +1,533 @@
+//! [`MetadataStore`] on SQLite.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::Value;
+use trackstack_domain::float;
+use trackstack_domain::model::*;
+use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
+
+use crate::database::{Database, SqlResultExt};
+use crate::migrations;
+
+pub struct SqliteMetadataStore {
+    db: Arc<Database>,
+}
+
+impl SqliteMetadataStore {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        Ok(Self { db: Database::open(path, migrations::METADATA)? })
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn to_json_text<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(StoreError::backend)
+}
+
+fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt JSON column: {e}")))
+}
+
+fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project { name: row.get(0)?, description: row.get(1)?, created_at: time(row.get(2)?) })
+}
+
+const RUN_COLUMNS: &str = "id, project, name, run_group, job_type, tags, notes, state, exit_code, config, \
+     summary_set, metadata, created_at, started_at, ended_at, heartbeat_at";
+
+/// A `runs` row before its summary metrics are joined in.
+struct RunRow {
+    run: Run,
+    summary_set: JsonMap,
+}
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<(RunRow, [String; 4])> {
+    let texts = [row.get::<_, String>(5)?, row.get::<_, String>(9)?, row.get::<_, String>(10)?, row.get::<_, String>(11)?];
+    let state: String = row.get(7)?;
+    let run = Run {
+        id: row.get(0)?,
+        project: row.get(1)?,
+        name: row.get(2)?,
+        group: row.get(3)?,
+        job_type: row.get(4)?,
+        tags: Vec::new(),
+        notes: row.get(6)?,
+        state: state.parse().unwrap_or(RunState::Crashed),
+        exit_code: row.get(8)?,
+        config: JsonMap::new(),
+        summary: JsonMap::new(),
+        metadata: JsonMap::new(),
+        created_at: time(row.get(12)?),
+        started_at: time(row.get(13)?),
+        ended_at: row.get::<_, Option<i64>>(14)?.map(time),
+        heartbeat_at: time(row.get(15)?),
+    };
+    Ok((RunRow { run, summary_set: JsonMap::new() }, texts))
+}
+
+fn decode_run_row((mut row, [tags, config, summary_set, metadata]): (RunRow, [String; 4])) -> StoreResult<RunRow> {
+    row.run.tags = from_json_text(&tags)?;
+    row.run.config = from_json_text(&config)?;
+    row.summary_set = from_json_text(&summary_set)?;
+    row.run.metadata = from_json_text(&metadata)?;
+    Ok(row)
+}
+
+/// Loads runs by a query over `runs` and joins in their summaries.
+fn query_runs(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> StoreResult<Vec<Run>> {
+    let mut stmt = conn.prepare_cached(sql).backend()?;
+    let rows: Vec<_> = stmt.query_map(params, run_from_row).backend()?.collect::<Result<_, _>>().backend()?;
+    let rows: Vec<RunRow> = rows.into_iter().map(decode_run_row).collect::<StoreResult<_>>()?;
+    attach_summaries(conn, rows)
+}
+
+fn attach_summaries(conn: &Connection, rows: Vec<RunRow>) -> StoreResult<Vec<Run>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = vec!["?"; rows.len()].join(",");
+    let sql = format!("SELECT run_id, key, value FROM run_summary_metrics WHERE run_id IN ({placeholders}) ORDER BY run_id, key");
+    let mut stmt = conn.prepare(&sql).backend()?;
+    let ids = rows.iter().map(|r| r.run.id.as_str());
+    let mut metrics: HashMap<String, JsonMap> = HashMap::new();
+    let mut cursor = stmt.query(params_from_iter(ids)).backend()?;
+    while let Some(row) = cursor.next().backend()? {
+        let run_id: String = row.get(0).backend()?;
+        let value: Option<f64> = row.get(2).backend()?;
+        metrics.entry(run_id).or_default().insert(row.get(1).backend()?, float::to_json(value.unwrap_or(f64::NAN)));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|RunRow { mut run, summary_set }| {
+            let mut summary = metrics.remove(&run.id).unwrap_or_default();
+            summary.extend(summary_set);
+            run.summary = summary;
+            run
+        })
+        .collect())
+}
+
+fn load_run(conn: &Connection, id: &str) -> StoreResult<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
+    Ok(query_runs(conn, &sql, &[&id])?.pop())
+}
+
+fn replace_tags(tx: &Connection, run_id: &str, tags: &[String]) -> StoreResult<()> {
+    tx.execute("DELETE FROM run_tags WHERE run_id = ?1", [run_id]).backend()?;
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO run_tags (run_id, tag) VALUES (?1, ?2)").backend()?;
+    for tag in tags {
+        insert.execute(params![run_id, tag]).backend()?;
+    }
+    tx.execute("UPDATE runs SET tags = ?2 WHERE id = ?1", params![run_id, to_json_text(tags)?]).backend()?;
+    Ok(())
+}
+
+fn apply_update(tx: &Connection, id: &str, update: &RunUpdate, now: DateTime<Utc>) -> StoreResult<()> {
+    let row: Option<(String, String)> = tx
+        .query_row("SELECT config, summary_set FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .backend()?;
+    let Some((config_text, summary_text)) = row else {
+        return Err(StoreError::NotFound(format!("run `{id}` not found")));
+    };
+    if let Some(name) = &update.name {
+        tx.execute("UPDATE runs SET name = ?2 WHERE id = ?1", params![id, name]).backend()?;
+    }
+    if let Some(group) = &update.group {
+        tx.execute("UPDATE runs SET run_group = ?2 WHERE id = ?1", params![id, group]).backend()?;
+    }
+    if let Some(job_type) = &update.job_type {
+        tx.execute("UPDATE runs SET job_type = ?2 WHERE id = ?1", params![id, job_type]).backend()?;
+    }
+    if let Some(notes) = &update.notes {
+        tx.execute("UPDATE runs SET notes = ?2 WHERE id = ?1", params![id, notes]).backend()?;
+    }
+    if let Some(tags) = &update.tags {
+        replace_tags(tx, id, tags)?;
+    }
+    if !update.config_merge.is_empty() {
+        let mut config: JsonMap = from_json_text(&config_text)?;
+        config.extend(update.config_merge.clone());
+        tx.execute("UPDATE runs SET config = ?2 WHERE id = ?1", params![id, to_json_text(&config)?]).backend()?;
+    }
+    if !update.summary_set.is_empty() {
+        let mut summary: JsonMap = from_json_text(&summary_text)?;
+        for (key, value) in &update.summary_set {
+            match value {
+                Value::Null => summary.remove(key),
+                value => summary.insert(key.clone(), value.clone()),
+            };
+        }
+        tx.execute("UPDATE runs SET summary_set = ?2 WHERE id = ?1", params![id, to_json_text(&summary)?]).backend()?;
+    }
+    if !update.summary_metrics.is_empty() {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO run_summary_metrics (run_id, key, step, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value
+                 WHERE excluded.step >= run_summary_metrics.step",
+            )
+            .backend()?;
+        for metric in &update.summary_metrics {
+            upsert.execute(params![id, metric.key, metric.step, metric.value]).backend()?;
+        }
+    }
+    match update.state {
+        Some(RunState::Running) => {
+            tx.execute("UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL WHERE id = ?1", [id]).backend()?;
+        }
+        Some(state) => {
+            tx.execute(
+                "UPDATE runs SET state = ?2, exit_code = ?3, ended_at = COALESCE(ended_at, ?4) WHERE id = ?1",
+                params![id, state.as_str(), update.exit_code, millis(now)],
+            )
+            .backend()?;
+        }
+        None => {}
+    }
+    if update.heartbeat {
+        tx.execute("UPDATE runs SET heartbeat_at = max(heartbeat_at, ?2) WHERE id = ?1", params![id, millis(now)]).backend()?;
+    }
+    Ok(())
+}
+
+fn artifact_from_row(row: &Row<'_>) -> rusqlite::Result<(ArtifactVersion, String, String)> {
+    let version = ArtifactVersion {
+        project: row.get(0)?,
+        name: row.get(1)?,
+        version: version_label(row.get(2)?),
+        kind: row.get(3)?,
+        digest: row.get(4)?,
+        size: row.get::<_, i64>(5)? as u64,
+        aliases: Vec::new(),
+        metadata: JsonMap::new(),
+        created_by_run: row.get(7)?,
+        created_at: time(row.get(8)?),
+        files: Vec::new(),
+    };
+    Ok((version, row.get(6)?, row.get(9)?))
+}
+
+const ARTIFACT_COLUMNS: &str =
+    "v.project, v.name, v.version, v.kind, v.digest, v.size, v.metadata, v.created_by_run, v.created_at, v.files";
+
+/// Loads artifact versions and fills in their aliases (stored ones plus `latest` for the newest).
+fn query_artifacts(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> StoreResult<Vec<ArtifactVersion>> {
+    let mut stmt = conn.prepare_cached(sql).backend()?;
+    let rows: Vec<_> = stmt.query_map(params, artifact_from_row).backend()?.collect::<Result<_, _>>().backend()?;
+    let mut aliases_stmt =
+        conn.prepare_cached("SELECT alias FROM artifact_aliases WHERE project = ?1 AND name = ?2 AND version = ?3 ORDER BY alias").backend()?;
+    let mut latest_stmt =
+        conn.prepare_cached("SELECT max(version) FROM artifact_versions WHERE project = ?1 AND name = ?2").backend()?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for (mut version, metadata, files) in rows {
+        version.metadata = from_json_text(&metadata)?;
+        version.files = from_json_text(&files)?;
+        let number = parse_version_label(&version.version).unwrap_or_default();
+        let params = params![version.project, version.name, number];
+        version.aliases = aliases_stmt.query_map(params, |r| r.get(0)).backend()?.collect::<Result<_, _>>().backend()?;
+        let latest: Option<u32> = latest_stmt.query_row(params![version.project, version.name], |r| r.get(0)).backend()?;
+        if latest == Some(number) {
+            version.aliases.push("latest".to_owned());
+        }
+        versions.push(version);
+    }
+    Ok(versions)
+}
+
+fn find_artifact(conn: &Connection, project: &str, name: &str, label: &str) -> StoreResult<Option<ArtifactVersion>> {
+    let number: Option<u32> = match (label, parse_version_label(label)) {
+        (_, Some(number)) => Some(number),
+        ("latest", None) => conn
+            .query_row("SELECT max(version) FROM artifact_versions WHERE project = ?1 AND name = ?2", params![project, name], |r| r.get(0))
+            .backend()?,
+        (alias, None) => conn
+            .query_row(
+                "SELECT version FROM artifact_aliases WHERE project = ?1 AND name = ?2 AND alias = ?3",
+                params![project, name, alias],
+                |r| r.get(0),
+            )
+            .optional()
+            .backend()?,
+    };
+    let Some(number) = number else { return Ok(None) };
+    let sql = format!("SELECT {ARTIFACT_COLUMNS} FROM artifact_versions v WHERE project = ?1 AND name = ?2 AND version = ?3");
+    Ok(query_artifacts(conn, &sql, &[&project, &name, &number])?.pop())
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project> {
+        let project = Project { name: name.to_owned(), description: description.to_owned(), created_at: now };
+        self.db
+            .write(move |tx| {
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO projects (name, description, created_at) VALUES (?1, ?2, ?3)",
+                        params![project.name, project.description, millis(project.created_at)],
+                    )
+                    .backend()?;
+                if inserted == 0 {
+                    return Err(StoreError::AlreadyExists(format!("project `{}` already exists", project.name)));
+                }
+                Ok(project)
+            })
+            .await
+    }
+
+    async fn get_project(&self, name: &str) -> StoreResult<Option<Project>> {
+        let name = name.to_owned();
+        self.db
+            .read(move |conn| {
+                conn.query_row("SELECT name, description, created_at FROM projects WHERE name = ?1", [name], project_from_row)
+                    .optional()
+                    .backend()
+            })
+            .await
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached("SELECT name, description, created_at FROM projects ORDER BY name").backend()?;
+                let rows = stmt.query_map([], project_from_row).backend()?;
+                rows.collect::<Result<_, _>>().backend()
+            })
+            .await
+    }
+
+    async fn create_run(&self, new: NewRun, now: DateTime<Utc>) -> StoreResult<RunCreateOutcome> {
+        self.db
+            .write(move |tx| {
+                let existing: Option<(String, String)> = tx
+                    .query_row("SELECT project, state FROM runs WHERE id = ?1", [&new.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+                    .backend()?;
+                if let Some((project, state)) = existing {
+                    if project != new.project {
+                        return Err(StoreError::AlreadyExists(format!(
+                            "run id `{}` is already used in project `{project}`",
+                            new.id
+                        )));
+                    }
+                    if state != RunState::Running.as_str() {
+                        let resume = RunUpdate { state: Some(RunState::Running), heartbeat: true, ..Default::default() };
+                        apply_update(tx, &new.id, &resume, now)?;
+                    }
+                    let run = load_run(tx, &new.id)?.ok_or_else(|| StoreError::Backend("run vanished".into()))?;
+                    return Ok(RunCreateOutcome::Existing(run));
+                }
+                tx.execute(
+                    "INSERT OR IGNORE INTO projects (name, description, created_at) VALUES (?1, '', ?2)",
+                    params![new.project, millis(now)],
+                )
+                .backend()?;
+                tx.execute(
+                    &format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, '[]', ?6, 'running', NULL, ?7, '{{}}', ?8, ?9, ?9, NULL, ?9)"),
+                    params![
+                        new.id,
+                        new.project,
+                        new.name,
+                        new.group,
+                        new.job_type,
+                        new.notes,
+                        to_json_text(&new.config)?,
+                        to_json_text(&new.metadata)?,
+                        millis(now)
+                    ],
+                )
+                .backend()?;
+                replace_tags(tx, &new.id, &new.tags)?;
+                let run = load_run(tx, &new.id)?.ok_or_else(|| StoreError::Backend("run vanished".into()))?;
+                Ok(RunCreateOutcome::Created(run))
+            })
+            .await
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<Run>> {
+        let id = id.to_owned();
+        self.db.read(move |conn| load_run(conn, &id)).await
+    }
+
+    async fn update_run(&self, id: &str, update: RunUpdate, now: DateTime<Utc>) -> StoreResult<Run> {
+        let id = id.to_owned();
+        self.db
+            .write(move |tx| {
+                apply_update(tx, &id, &update, now)?;
+                load_run(tx, &id)?.ok_or_else(|| StoreError::NotFound(format!("run `{id}` not found")))
+            })
+            .await
+    }
+
+    async fn delete_run(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.db
+            .write(move |tx| {
+                for table in ["run_tags", "run_summary_metrics", "run_artifacts"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [&id]).backend()?;
+                }
+                Ok(tx.execute("DELETE FROM runs WHERE id = ?1", [&id]).backend()? > 0)
+            })
+            .await
+    }
+
+    async fn list_runs(&self, query: &RunListQuery) -> StoreResult<RunPage> {
+        let query = query.clone();
+        self.db
+            .read(move |conn| {
+                let mut conditions = vec!["project = ?".to_owned()];
+                let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(query.project.clone())];
+                if let Some(state) = query.state {
+                    conditions.push("state = ?".into());
+                    values.push(Box::new(state.as_str()));
+                }
+                if let Some(tag) = &query.tag {
+                    conditions.push("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = runs.id AND t.tag = ?)".into());
+                    values.push(Box::new(tag.clone()));
+                }
+                if let Some(needle) = &query.name_contains {
+                    conditions.push("instr(lower(name), lower(?)) > 0".into());
+                    values.push(Box::new(needle.clone()));
+                }
+                let (column, descending) = match query.sort {
+                    RunSort::CreatedDesc => ("created_at", true),
+                    RunSort::CreatedAsc => ("created_at", false),
+                    RunSort::NameAsc => ("name", false),
+                    RunSort::NameDesc => ("name", true),
+                };
+                let (cmp, direction) = if descending { ("<", "DESC") } else { (">", "ASC") };
+                match &query.after {
+                    Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
+                        conditions.push(format!("(created_at {cmp} ? OR (created_at = ? AND id {cmp} ?))"));
+                        values.extend([Box::new(*created_at_ms) as Box<dyn rusqlite::ToSql>, Box::new(*created_at_ms), Box::new(id.clone())]);
+                    }
+                    Some(RunCursor::Name { name, id }) if column == "name" => {
+                        conditions.push(format!("(name {cmp} ? OR (name = ? AND id {cmp} ?))"));
+                        values.extend([Box::new(name.clone()) as Box<dyn rusqlite::ToSql>, Box::new(name.clone()), Box::new(id.clone())]);
+                    }
+                    Some(_) => return Err(StoreError::Invalid { field: "cursor".into(), message: "the cursor belongs to another sort order".into() }),
+                    None => {}
+                }
+                values.push(Box::new(query.limit as i64 + 1));
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT ?",
+                    conditions.join(" AND ")
+                );
+                let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
+                let mut runs = query_runs(conn, &sql, &params)?;
+                let next = if runs.len() > query.limit {
+                    runs.truncate(query.limit);
+                    runs.last().map(|last| match column {
+                        "name" => RunCursor::Name { name: last.name.clone(), id: last.id.clone() },
+                        _ => RunCursor::Created { created_at_ms: millis(last.created_at), id: last.id.clone() },
+                    })
+                } else {
+                    None
+                };
+                Ok(RunPage { runs, next })
+            })
+            .await
+    }
+
+    async fn log_artifact(&self, artifact: NewArtifactVersion, now: DateTime<Utc>) -> StoreResult<ArtifactLogOutcome> {
+        self.db
+            .write(move |tx| {
+                let NewArtifactVersion { project, name, kind, aliases, metadata, run_id, files, digest, size } = artifact;
+                let newest: Option<(u32, String)> = tx
+                    .query_row(
+                        "SELECT version, digest FROM artifact_versions WHERE project = ?1 AND name = ?2 ORDER BY version DESC LIMIT 1",
+                        params![project, name],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .backend()?;
+                let (number, created) = match newest {
+                    Some((number, newest_digest)) if newest_digest == digest => (number, false),
+                    Some((number, _)) => (number + 1, true),
+                    None => (0, true),
+                };
+                if created {
+                    tx.execute(
+                        "INSERT INTO artifact_versions (project, name, version, kind, digest, size, metadata, created_by_run, created_at, files)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![project, name, number, kind, digest, size as i64, to_json_text(&metadata)?, run_id, millis(now), to_json_text(&files)?],
+                    )
+                    .backend()?;
+                }
+                for alias in aliases.iter().filter(|a| a.as_str() != "latest") {
+                    tx.execute(
+                        "INSERT INTO artifact_aliases (project, name, alias, version) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (project, name, alias) DO UPDATE SET version = excluded.version",
+                        params![project, name, alias, number],
+                    )
+                    .backend()?;
+                }
+                tx.execute(
+                    "INSERT OR IGNORE INTO run_artifacts (run_id, project, name, version) VALUES (?1, ?2, ?3, ?4)",
+                    params![run_id, project, name, number],
+                )
+                .backend()?;
+                let version = find_artifact(tx, &project, &name, &version_label(number))?
+                    .ok_or_else(|| StoreError::Backend("artifact version vanished".into()))?;
+                Ok(if created { ArtifactLogOutcome::Created(version) } else { ArtifactLogOutcome::Existing(version) })
+            })
+            .await
+    }
+
+    async fn get_artifact_version(&self, project: &str, name: &str, version: &str) -> StoreResult<Option<ArtifactVersion>> {
+        let (project, name, version) = (project.to_owned(), name.to_owned(), version.to_owned());
+        self.db.read(move |conn| find_artifact(conn, &project, &name, &version)).await
+    }
+
+    async fn list_run_artifacts(&self, run_id: &str) -> StoreResult<Vec<ArtifactVersion>> {
+        let run_id = run_id.to_owned();
+        self.db
+            .read(move |conn| {
+                let sql = format!(
+                    "SELECT {ARTIFACT_COLUMNS} FROM run_artifacts r JOIN artifact_versions v
+                       ON v.project = r.project AND v.name = r.name AND v.version = r.version
+                     WHERE r.run_id = ?1 ORDER BY v.created_at, v.name, v.version"
+                );
+                query_artifacts(conn, &sql, &[&run_id])
+            })
+            .await
+    }
+
+    async fn list_project_artifacts(&self, project: &str) -> StoreResult<Vec<ArtifactVersion>> {
+        let project = project.to_owned();
+        self.db
+            .read(move |conn| {
+                let sql = format!(
+                    "SELECT {ARTIFACT_COLUMNS} FROM artifact_versions v WHERE v.project = ?1
+                       AND v.version = (SELECT max(version) FROM artifact_versions w WHERE w.project = v.project AND w.name = v.name)
+                     ORDER BY v.name"
+                );
+                query_artifacts(conn, &sql, &[&project])
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    use super::SqliteMetadataStore;
+
+    trackstack_store::metadata_store_conformance!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMetadataStore::open(&dir.path().join("meta.db")).unwrap();
+        (Box::new(store), dir)
+    });
+}

@@ -1,0 +1,128 @@
+//! Forward-only schema migrations, tracked in SQLite's `user_version`. Each step runs in its own transaction,
+//! so a crash mid-migration leaves the previous version intact.
+
+use rusqlite::Connection;
+
+pub(crate) struct Migration {
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+pub(crate) const METADATA: &[Migration] = &[Migration {
+    name: "0001_initial",
+    sql: r#"
+        CREATE TABLE projects (
+            name        TEXT PRIMARY KEY,
+            description TEXT NOT NULL,
+            created_at  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE runs (
+            id           TEXT PRIMARY KEY,
+            project      TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            run_group    TEXT,
+            job_type     TEXT,
+            tags         TEXT NOT NULL,
+            notes        TEXT NOT NULL,
+            state        TEXT NOT NULL,
+            exit_code    INTEGER,
+            config       TEXT NOT NULL,
+            summary_set  TEXT NOT NULL,
+            metadata     TEXT NOT NULL,
+            created_at   INTEGER NOT NULL,
+            started_at   INTEGER NOT NULL,
+            ended_at     INTEGER,
+            heartbeat_at INTEGER NOT NULL
+        );
+        CREATE INDEX runs_by_created ON runs (project, created_at, id);
+        CREATE INDEX runs_by_name ON runs (project, name, id);
+
+        -- The tag list lives in runs.tags (ordered); this table answers "runs with tag X".
+        CREATE TABLE run_tags (
+            run_id TEXT NOT NULL,
+            tag    TEXT NOT NULL,
+            PRIMARY KEY (run_id, tag)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_tags_by_tag ON run_tags (tag, run_id);
+
+        -- Per metric key, the value at the highest step seen; NULL value means NaN.
+        CREATE TABLE run_summary_metrics (
+            run_id TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            step   INTEGER NOT NULL,
+            value  REAL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE artifact_versions (
+            project        TEXT NOT NULL,
+            name           TEXT NOT NULL,
+            version        INTEGER NOT NULL,
+            kind           TEXT NOT NULL,
+            digest         TEXT NOT NULL,
+            size           INTEGER NOT NULL,
+            metadata       TEXT NOT NULL,
+            created_by_run TEXT,
+            created_at     INTEGER NOT NULL,
+            files          TEXT NOT NULL,
+            PRIMARY KEY (project, name, version)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE artifact_aliases (
+            project TEXT NOT NULL,
+            name    TEXT NOT NULL,
+            alias   TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (project, name, alias)
+        ) WITHOUT ROWID;
+
+        -- Which runs logged which versions (lineage: run -> logged -> version).
+        CREATE TABLE run_artifacts (
+            run_id  TEXT NOT NULL,
+            project TEXT NOT NULL,
+            name    TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (run_id, project, name, version)
+        ) WITHOUT ROWID;
+    "#,
+}];
+
+pub(crate) const SERIES: &[Migration] = &[Migration {
+    name: "0001_initial",
+    sql: r#"
+        CREATE TABLE series (
+            id         INTEGER PRIMARY KEY,
+            run_id     TEXT NOT NULL,
+            key        TEXT NOT NULL,
+            project    TEXT NOT NULL,
+            count      INTEGER NOT NULL,
+            last_step  INTEGER NOT NULL,
+            last_value REAL,
+            min        REAL,
+            max        REAL,
+            UNIQUE (run_id, key)
+        );
+
+        -- One row per point; NULL value means NaN (SQLite stores NaN as NULL).
+        CREATE TABLE points (
+            series_id INTEGER NOT NULL,
+            step      INTEGER NOT NULL,
+            value     REAL,
+            time_ms   INTEGER NOT NULL,
+            PRIMARY KEY (series_id, step)
+        ) WITHOUT ROWID;
+    "#,
+}];
+
+pub(crate) fn apply(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
+    for (index, migration) in migrations.iter().enumerate().skip(current) {
+        tracing::info!(migration = migration.name, "applying schema migration");
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration.sql)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The [`MetadataStore`] conformance suite.
+
+use serde_json::json;
+use trackstack_domain::model::*;
+
+use super::at;
+use crate::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError};
+
+fn new_run(id: &str, project: &str) -> NewRun {
+    NewRun {
+        id: id.into(),
+        project: project.into(),
+        name: format!("name-{id}"),
+        group: None,
+        job_type: None,
+        tags: vec![],
+        notes: String::new(),
+        config: json!({"lr": 0.1, "model": {"layers": 4}}).as_object().unwrap().clone(),
+        metadata: JsonMap::new(),
+    }
+}
+
+async fn create(store: &dyn MetadataStore, run: NewRun, offset_ms: i64) -> Run {
+    match store.create_run(run, at(offset_ms)).await.unwrap() {
+        RunCreateOutcome::Created(run) => run,
+        RunCreateOutcome::Existing(run) => panic!("run {} already existed", run.id),
+    }
+}
+
+pub async fn projects_are_unique_and_listed_by_name(store: &dyn MetadataStore) {
+    store.create_project("zeta", "last", at(0)).await.unwrap();
+    let alpha = store.create_project("alpha", "first", at(1)).await.unwrap();
+    assert_eq!((alpha.name.as_str(), alpha.description.as_str(), alpha.created_at), ("alpha", "first", at(1)));
+    let err = store.create_project("alpha", "again", at(2)).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err:?}");
+    let names: Vec<String> = store.list_projects().await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    assert_eq!(store.get_project("alpha").await.unwrap(), Some(alpha));
+    assert_eq!(store.get_project("missing").await.unwrap(), None);
+}
+
+pub async fn run_creation_is_idempotent_per_project(store: &dyn MetadataStore) {
+    let created = create(store, new_run("r1", "vision"), 0).await;
+    assert_eq!(created.state, RunState::Running);
+    assert_eq!(created.created_at, at(0));
+    assert_eq!(created.config["model"]["layers"], 4);
+    assert!(store.get_project("vision").await.unwrap().is_some(), "the project is created with the run");
+
+    let mut retry = new_run("r1", "vision");
+    retry.name = "other name".into();
+    match store.create_run(retry, at(5)).await.unwrap() {
+        RunCreateOutcome::Existing(run) => assert_eq!(run, created, "a repeated create changes nothing"),
+        other => panic!("expected Existing, got {other:?}"),
+    }
+    let err = store.create_run(new_run("r1", "audio"), at(6)).await.unwrap_err();
+    assert!(matches!(err, StoreError::AlreadyExists(_)), "{err:?}");
+    assert_eq!(store.get_run("r1").await.unwrap(), Some(created));
+    assert_eq!(store.get_run("nope").await.unwrap(), None);
+}
+
+pub async fn run_updates_merge_config_and_replace_tags(store: &dyn MetadataStore) {
+    create(store, new_run("r1", "p"), 0).await;
+    let update = RunUpdate {
+        name: Some("renamed".into()),
+        group: Some(Some("sweep-1".into())),
+        job_type: Some(Some("train".into())),
+        notes: Some("first try".into()),
+        tags: Some(vec!["b".into(), "a".into()]),
+        config_merge: json!({"lr": 0.01, "batch": 32}).as_object().unwrap().clone(),
+        heartbeat: true,
+        ..Default::default()
+    };
+    let run = store.update_run("r1", update.clone(), at(10)).await.unwrap();
+    assert_eq!(run.name, "renamed");
+    assert_eq!((run.group.as_deref(), run.job_type.as_deref()), (Some("sweep-1"), Some("train")));
+    assert_eq!(run.notes, "first try");
+    assert_eq!(run.tags, ["b", "a"]);
+    assert_eq!(serde_json::Value::Object(run.config.clone()), json!({"lr": 0.01, "batch": 32, "model": {"layers": 4}}));
+    assert_eq!(run.heartbeat_at, at(10));
+    let again = store.update_run("r1", update, at(10)).await.unwrap();
+    assert_eq!(again, run, "updates are idempotent");
+    let cleared = RunUpdate { group: Some(None), tags: Some(vec![]), ..Default::default() };
+    let run = store.update_run("r1", cleared, at(11)).await.unwrap();
+    assert_eq!((run.group, run.tags.len()), (None, 0));
+    let err = store.update_run("missing", RunUpdate::default(), at(12)).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+pub async fn summary_follows_the_highest_step_unless_set_explicitly(store: &dyn MetadataStore) {
+    create(store, new_run("r1", "p"), 0).await;
+    let metric = |key: &str, step, value| SummaryMetric { key: key.into(), step, value };
+    let update = |metrics| RunUpdate { summary_metrics: metrics, ..Default::default() };
+    store.update_run("r1", update(vec![metric("loss", 5, 0.5), metric("acc", 5, f64::NAN)]), at(1)).await.unwrap();
+    let run = store.update_run("r1", update(vec![metric("loss", 3, 0.9)]), at(2)).await.unwrap();
+    assert_eq!(run.summary["loss"], json!(0.5), "an older step does not replace the summary");
+    assert_eq!(run.summary["acc"], json!("NaN"));
+    let run = store.update_run("r1", update(vec![metric("loss", 5, 0.4)]), at(3)).await.unwrap();
+    assert_eq!(run.summary["loss"], json!(0.4), "a rewrite of the same step does");
+
+    let explicit = RunUpdate { summary_set: json!({"loss": 0.1, "best": {"epoch": 3}}).as_object().unwrap().clone(), ..Default::default() };
+    store.update_run("r1", explicit, at(4)).await.unwrap();
+    let run = store.update_run("r1", update(vec![metric("loss", 9, 0.3)]), at(5)).await.unwrap();
+    assert_eq!(run.summary["loss"], json!(0.1), "an explicit value is kept while metrics are logged");
+    assert_eq!(run.summary["best"], json!({"epoch": 3}));
+    let unset = RunUpdate { summary_set: json!({"loss": null}).as_object().unwrap().clone(), ..Default::default() };
+    let run = store.update_run("r1", unset, at(6)).await.unwrap();
+    assert_eq!(run.summary["loss"], json!(0.3), "removing the explicit value shows the metric again");
+}
+
+pub async fn finishing_sets_end_time_once_and_resuming_reopens(store: &dyn MetadataStore) {
+    create(store, new_run("r1", "p"), 0).await;
+    let finish = RunUpdate { state: Some(RunState::Failed), exit_code: Some(3), ..Default::default() };
+    let run = store.update_run("r1", finish.clone(), at(100)).await.unwrap();
+    assert_eq!((run.state, run.exit_code, run.ended_at), (RunState::Failed, Some(3), Some(at(100))));
+    let run = store.update_run("r1", finish, at(200)).await.unwrap();
+    assert_eq!(run.ended_at, Some(at(100)), "a replayed finish keeps the first end time");
+
+    let resumed = match store.create_run(new_run("r1", "p"), at(300)).await.unwrap() {
+        RunCreateOutcome::Existing(run) => run,
+        other => panic!("expected Existing, got {other:?}"),
+    };
+    assert_eq!((resumed.state, resumed.ended_at, resumed.exit_code), (RunState::Running, None, None));
+    assert_eq!(resumed.created_at, at(0));
+}
+
+pub async fn deleting_a_run_removes_it(store: &dyn MetadataStore) {
+    create(store, new_run("r1", "p"), 0).await;
+    assert!(store.delete_run("r1").await.unwrap());
+    assert!(!store.delete_run("r1").await.unwrap());
+    assert_eq!(store.get_run("r1").await.unwrap(), None);
+    create(store, new_run("r1", "p"), 1).await;
+}
+
+async fn list_all(store: &dyn MetadataStore, mut query: RunListQuery) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = store.list_runs(&query).await.unwrap();
+        assert!(page.runs.len() <= query.limit);
+        ids.extend(page.runs.into_iter().map(|r| r.id));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+pub async fn run_listing_pages_cover_every_run_once(store: &dyn MetadataStore) {
+    // Several runs share a creation time and a name, so the id must break ties.
+    for i in 0..23 {
+        let mut run = new_run(&format!("r{i:02}"), "p");
+        run.name = format!("name-{}", i % 5);
+        create(store, run, i / 3).await;
+    }
+    create(store, new_run("other", "q"), 0).await;
+    for sort in [RunSort::CreatedDesc, RunSort::CreatedAsc, RunSort::NameAsc, RunSort::NameDesc] {
+        let query = RunListQuery { project: "p".into(), sort, limit: 4, ..Default::default() };
+        let ids = list_all(store, query).await;
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!((ids.len(), unique.len()), (23, 23), "{sort:?}: {ids:?}");
+        let whole = store.list_runs(&RunListQuery { project: "p".into(), sort, limit: 100, ..Default::default() }).await.unwrap();
+        let keys: Vec<(i64, String)> = whole
+            .runs
+            .iter()
+            .map(|r| match sort {
+                RunSort::CreatedDesc | RunSort::CreatedAsc => (r.created_at.timestamp_millis(), String::new()),
+                RunSort::NameAsc | RunSort::NameDesc => (0, r.name.clone()),
+            })
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        if matches!(sort, RunSort::CreatedDesc | RunSort::NameDesc) {
+            sorted.reverse();
+        }
+        assert_eq!(keys, sorted, "{sort:?} order");
+        assert_eq!(ids, whole.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), "{sort:?} pages equal one page");
+    }
+}
+
+pub async fn run_listing_filters_by_state_tag_and_name(store: &dyn MetadataStore) {
+    for (i, (name, tags, state)) in [
+        ("ResNet-base", vec!["baseline"], RunState::Finished),
+        ("resnet-wide", vec!["baseline", "wide"], RunState::Running),
+        ("vit", vec!["wide"], RunState::Failed),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut run = new_run(&format!("r{i}"), "p");
+        run.name = name.into();
+        run.tags = tags.into_iter().map(String::from).collect();
+        create(store, run, i as i64).await;
+        if state.is_terminal() {
+            store.update_run(&format!("r{i}"), RunUpdate { state: Some(state), ..Default::default() }, at(50)).await.unwrap();
+        }
+    }
+    let query = |f: fn(&mut RunListQuery)| {
+        let mut q = RunListQuery { project: "p".into(), sort: RunSort::CreatedAsc, limit: 10, ..Default::default() };
+        f(&mut q);
+        q
+    };
+    assert_eq!(list_all(store, query(|q| q.state = Some(RunState::Running))).await, ["r1"]);
+    assert_eq!(list_all(store, query(|q| q.tag = Some("baseline".into()))).await, ["r0", "r1"]);
+    assert_eq!(list_all(store, query(|q| q.name_contains = Some("RESNET".into()))).await, ["r0", "r1"]);
+    assert_eq!(list_all(store, query(|q| q.name_contains = Some("%".into()))).await, Vec::<String>::new(), "LIKE wildcards are literal");
+    let both = query(|q| {
+        q.tag = Some("wide".into());
+        q.name_contains = Some("net".into());
+    });
+    assert_eq!(list_all(store, both).await, ["r1"]);
+}
+
+pub async fn artifact_versions_are_numbered_and_deduplicated(store: &dyn MetadataStore) {
+    create(store, new_run("r1", "p"), 0).await;
+    create(store, new_run("r2", "p"), 1).await;
+    let file = |path: &str, digest: char| ArtifactFile { path: path.into(), digest: digest.to_string().repeat(64), size: 10 };
+    let version = |run: &str, files: Vec<ArtifactFile>, aliases: Vec<&str>| {
+        let mut files = files;
+        let (digest, size) = trackstack_domain::validate::artifact_manifest(&mut files).unwrap();
+        NewArtifactVersion {
+            project: "p".into(),
+            name: "model".into(),
+            kind: "model".into(),
+            aliases: aliases.into_iter().map(String::from).collect(),
+            metadata: JsonMap::new(),
+            run_id: run.into(),
+            files,
+            digest,
+            size,
+        }
+    };
+    let v0 = match store.log_artifact(version("r1", vec![file("w.bin", 'a')], vec!["best"]), at(10)).await.unwrap() {
+        ArtifactLogOutcome::Created(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((v0.version.as_str(), v0.size, v0.created_by_run.as_deref()), ("v0", 10, Some("r1")));
+    match store.log_artifact(version("r1", vec![file("w.bin", 'a')], vec![]), at(11)).await.unwrap() {
+        ArtifactLogOutcome::Existing(v) => assert_eq!(v.version, "v0"),
+        other => panic!("equal content must reuse v0: {other:?}"),
+    }
+    let v1 = match store.log_artifact(version("r2", vec![file("w.bin", 'b'), file("cfg.json", 'c')], vec!["best"]), at(12)).await.unwrap() {
+        ArtifactLogOutcome::Created(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(v1.version, "v1");
+    assert_eq!(v1.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["cfg.json", "w.bin"]);
+    assert!(v1.aliases.contains(&"best".to_owned()) && v1.aliases.contains(&"latest".to_owned()), "{:?}", v1.aliases);
+
+    let get = |label: &'static str| async move { store.get_artifact_version("p", "model", label).await.unwrap().map(|v| v.version) };
+    assert_eq!(get("latest").await.as_deref(), Some("v1"));
+    assert_eq!(get("best").await.as_deref(), Some("v1"), "an alias moves to the newer version");
+    assert_eq!(get("v0").await.as_deref(), Some("v0"));
+    assert_eq!(get("v7").await, None);
+    let v0_again = store.get_artifact_version("p", "model", "v0").await.unwrap().unwrap();
+    assert!(v0_again.aliases.is_empty(), "{:?}", v0_again.aliases);
+
+    let r1: Vec<String> = store.list_run_artifacts("r1").await.unwrap().into_iter().map(|v| v.version).collect();
+    assert_eq!(r1, ["v0"]);
+    let latest = store.list_project_artifacts("p").await.unwrap();
+    assert_eq!((latest.len(), latest[0].version.as_str()), (1, "v1"));
+}

@@ -1,0 +1,80 @@
+//! Conformance suites: the behaviour every backend of a trait must show, written once.
+//!
+//! A backend crate runs a whole suite with one macro call in a test module, giving an async expression that
+//! yields `(store, guard)` — the guard keeps temporary resources (a directory, a database) alive:
+//!
+//! ```ignore
+//! trackstack_store::metadata_store_conformance!(async { let dir = tempdir(); (open(&dir), dir) });
+//! ```
+
+pub mod blob;
+pub mod metadata;
+pub mod series;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// A fixed instant plus `offset_ms`, so suites never depend on the wall clock.
+pub fn at(offset_ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(1_767_225_600_000 + offset_ms).unwrap()
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($suite:ident, $make:expr, [$($check:ident),+ $(,)?]) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (store, _guard) = $make.await;
+                $crate::testsuite::$suite::$check(&*store).await;
+            }
+        )+
+    };
+}
+
+/// Runs the whole [`metadata`] suite against a backend.
+#[macro_export]
+macro_rules! metadata_store_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(metadata, $make, [
+            projects_are_unique_and_listed_by_name,
+            run_creation_is_idempotent_per_project,
+            run_updates_merge_config_and_replace_tags,
+            summary_follows_the_highest_step_unless_set_explicitly,
+            finishing_sets_end_time_once_and_resuming_reopens,
+            deleting_a_run_removes_it,
+            run_listing_pages_cover_every_run_once,
+            run_listing_filters_by_state_tag_and_name,
+            artifact_versions_are_numbered_and_deduplicated,
+        ]);
+    };
+}
+
+/// Runs the whole [`series`] suite against a backend.
+#[macro_export]
+macro_rules! series_store_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(series, $make, [
+            last_write_wins_in_any_order,
+            stats_follow_rewrites,
+            non_finite_values_round_trip,
+            raw_reads_page_through_a_range,
+            buckets_aggregate_finite_values_only,
+            bucket_ranges_default_to_the_series_extent,
+            deleting_a_run_removes_its_points,
+        ]);
+    };
+}
+
+/// Runs the whole [`blob`] suite against a backend.
+#[macro_export]
+macro_rules! blob_store_conformance {
+    ($make:expr) => {
+        $crate::__conformance_tests!(blob, $make, [
+            blobs_round_trip_by_digest,
+            a_wrong_digest_stores_nothing,
+            a_failing_upload_stores_nothing,
+            storing_twice_keeps_one_copy,
+        ]);
+    };
+}

@@ -1,0 +1,495 @@
+"""The in-memory queue between ``run.log`` and the network, and the thread that drains it.
+
+``run.log`` only appends a row to :class:`Buffer` under a lock. The :class:`Sender` thread takes
+everything queued at least every ``flush_interval``, turns it into ingest request bodies and sends
+them in order. A request that still fails after the retry budget goes to the on-disk spool, and so
+does every later one until the spool has been replayed: the server applies config, summary and tag
+updates in arrival order, so sending a newer batch before an older spooled one could let the older
+value win.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _spool
+from ._http import OK, PERMANENT, HttpClient, Outcome, RetryPolicy, dumps
+from ._settings import Settings
+from ._uploader import ReplayResult, Uploader, describe, replay
+from .errors import TrackstackError
+
+Row = tuple[int, int, dict[str, float]]  # (step, time_ms, {key: value})
+
+
+@dataclass
+class IngestItem:
+    """Metrics and run updates that go into one or more ``POST /ingest`` requests."""
+
+    rows: list[Row] = field(default_factory=list)
+    config: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    state: str | None = None
+    exit_code: int | None = None
+
+    def empty(self) -> bool:
+        return not self.rows and self.config is None and self.summary is None and (
+            self.tags is None and self.state is None
+        )
+
+
+@dataclass
+class ArtifactItem:
+    """A ``log_artifact`` call; files are hashed and read on the sender thread."""
+
+    name: str
+    type: str
+    aliases: list[str]
+    metadata: dict[str, Any]
+    files: list[tuple[str, Path]]  # (path inside the artifact, file on disk)
+
+    def request(self, files: list[dict[str, Any]]) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.name, "type": self.type, "files": files}
+        if self.aliases:
+            body["aliases"] = self.aliases
+        if self.metadata:
+            body["metadata"] = self.metadata
+        return body
+
+
+@dataclass
+class PatchItem:
+    """Run fields that only ``PATCH /runs/{id}`` changes (name, notes, …)."""
+
+    body: dict[str, Any]
+
+
+Item = IngestItem | ArtifactItem | PatchItem
+
+
+def _encode(v: float) -> float | str:
+    # `v - v` is 0.0 for finite floats and NaN for NaN and the infinities.
+    if v - v == 0.0:
+        return v
+    if v != v:
+        return "NaN"
+    return "Infinity" if v > 0 else "-Infinity"
+
+
+def ingest_bodies(run_id: str, item: IngestItem, max_points: int) -> list[bytes]:
+    """Encodes an :class:`IngestItem` as request bodies of at most ``max_points`` points each.
+
+    Rows for the same step are merged first, so a key written twice at one step is sent once with
+    its last value (W&B's pending-row semantics). Config, summary and tags ride in the first body and
+    the run state in the last, after every point.
+    """
+    merged: dict[int, tuple[int, dict[str, float]]] = {}
+    for step, t, values in item.rows:
+        prev = merged.get(step)
+        if prev is None:
+            merged[step] = (t, values)
+        else:
+            merged[step] = (t, {**prev[1], **values})
+    points = [
+        {"key": k, "step": step, "value": _encode(v), "time_ms": t}
+        for step, (t, values) in merged.items()
+        for k, v in values.items()
+    ]
+    chunks = [points[i : i + max_points] for i in range(0, len(points), max_points)] or [[]]
+    bodies = []
+    for i, chunk in enumerate(chunks):
+        body: dict[str, Any] = {"run_id": run_id}
+        if chunk:
+            body["metrics"] = chunk
+        if i == 0:
+            if item.config is not None:
+                body["config"] = item.config
+            if item.summary is not None:
+                body["summary"] = item.summary
+            if item.tags is not None:
+                body["tags"] = item.tags
+        if i == len(chunks) - 1 and item.state is not None:
+            body["state"] = item.state
+            if item.exit_code is not None:
+                body["exit_code"] = item.exit_code
+        bodies.append(dumps(body))
+    return bodies
+
+
+def fold(last_step: dict[str, int], last_val: dict[str, float], rows: list[Row]) -> None:
+    """Updates per-key (step, value) with ``rows``: the value at the highest step wins, like the
+    server's summary."""
+    for step, _t, values in rows:
+        for k, v in values.items():
+            prev = last_step.get(k)
+            if prev is None or step >= prev:
+                last_step[k] = step
+                last_val[k] = v
+
+
+class Buffer:
+    """What the run has logged but the sender has not taken yet. All fields are guarded by ``lock``."""
+
+    def __init__(self, max_points: int, wake: threading.Event, discard: bool = False) -> None:
+        self.lock = threading.Lock()
+        self.max_points = max_points
+        self.wake = wake
+        self.discard = discard  # disabled mode: keep summaries, drop everything else
+        self.rows: list[Row] = []
+        self.npoints = 0
+        self.config: dict[str, Any] | None = None
+        self.summary: dict[str, Any] | None = None
+        self.tags: list[str] | None = None
+        self.ops: list[Item] = []
+        # Summary bookkeeping: rows the sender took but has not folded yet stay visible to readers.
+        self.summary_lock = threading.Lock()
+        self.last_step: dict[str, int] = {}
+        self.last_val: dict[str, float] = {}
+        self.inflight: list[list[Row]] = []
+
+    # Called with `lock` held.
+    def _cut(self) -> IngestItem | None:
+        item = IngestItem(self.rows, self.config, self.summary, self.tags)
+        if item.empty():
+            return None
+        self.rows, self.npoints = [], 0
+        self.config = self.summary = self.tags = None
+        return item
+
+    def add_row(self, row: Row) -> None:
+        """Appends a row; the caller holds ``lock``."""
+        if self.discard:
+            fold(self.last_step, self.last_val, [row])
+            return
+        self.rows.append(row)
+        self.npoints += len(row[2])
+        if self.npoints >= self.max_points:
+            self.wake.set()
+
+    def update_config(self, changes: dict[str, Any]) -> None:
+        with self.lock:
+            if self.config is None:
+                self.config = {}
+            self.config.update(changes)
+
+    def update_summary(self, changes: dict[str, Any]) -> None:
+        with self.lock:
+            if self.summary is None:
+                self.summary = {}
+            self.summary.update(changes)
+
+    def set_tags(self, tags: list[str]) -> None:
+        with self.lock:
+            self.tags = list(tags)
+
+    def push(self, item: Item) -> None:
+        """Queues a non-metric item after everything logged so far."""
+        if self.discard:
+            return
+        with self.lock:
+            cut = self._cut()
+            if cut is not None:
+                self.ops.append(cut)
+            self.ops.append(item)
+        self.wake.set()
+
+    def take(self) -> list[Item]:
+        """Removes and returns everything queued, oldest first (called by the sender)."""
+        with self.lock:
+            items = self.ops
+            self.ops = []
+            cut = self._cut()
+            if cut is not None:
+                items.append(cut)
+            rows = [it.rows for it in items if isinstance(it, IngestItem) and it.rows]
+            self.inflight.extend(rows)
+        if rows:
+            with self.summary_lock:
+                for r in rows:
+                    fold(self.last_step, self.last_val, r)
+                with self.lock:
+                    self.inflight = [r for r in self.inflight if all(r is not x for x in rows)]
+        return items
+
+    def logged_values(self) -> dict[str, float]:
+        """Each key's value at its highest logged step, including rows not sent yet."""
+        with self.summary_lock:
+            with self.lock:
+                pending = [*self.inflight, *(
+                    it.rows for it in self.ops if isinstance(it, IngestItem)
+                ), self.rows]
+                last_step = dict(self.last_step)
+                last_val = dict(self.last_val)
+            for rows in pending:
+                fold(last_step, last_val, rows)
+        return last_val
+
+    def seed_logged(self, last_step: dict[str, int], last_val: dict[str, float]) -> None:
+        with self.summary_lock:
+            self.last_step.update(last_step)
+            self.last_val.update(last_val)
+
+
+@dataclass
+class SenderStats:
+    sent_requests: int = 0
+    accepted_points: int = 0
+    rejected: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    spooled_entries: int = 0
+
+
+class Sender:
+    """The background thread of one run.
+
+    ``client`` is ``None`` in offline mode: everything goes to the spool. ``spooling`` starts true
+    when ``track.init`` could not reach the server.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        buffer: Buffer,
+        wake: threading.Event,
+        client: HttpClient | None,
+        open_spool: Callable[[], _spool.Spool],
+        settings: Settings,
+        warn: Callable[[str], None],
+        spooling: bool = False,
+        on_spool_close: Callable[[_spool.Spool], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.buffer = buffer
+        self.wake = wake
+        self.client = client
+        self._open_spool = open_spool
+        self._spool: _spool.Spool | None = None
+        self.settings = settings
+        self.warn = warn
+        self.spooling = spooling or client is None
+        self.on_spool_close = on_spool_close
+        self.stats = SenderStats()
+        self._closing = threading.Event()
+        self._deadline: float | None = None
+        self._next_replay = 0.0
+        self._last_contact = time.monotonic()
+        self.uploader = (
+            Uploader(client, run_id, RetryPolicy(budget=settings.retry_budget), self.deadline)
+            if client is not None
+            else None
+        )
+        self._thread = threading.Thread(
+            target=self._main, name=f"trackstack-sender-{run_id}", daemon=True
+        )
+
+    # -- control (caller's thread) --------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.spooling:
+            self.spool()  # make the spool (with the create request) exist from the start
+        self._thread.start()
+
+    def close(self, timeout: float) -> bool:
+        """Drains the queue and stops the thread; returns False if it did not stop in time."""
+        self._deadline = time.monotonic() + timeout
+        self._closing.set()
+        self.wake.set()
+        # The deadline is checked between requests and between upload chunks; the margin covers one
+        # request that started just before it.
+        self._thread.join(timeout + self.settings.http_timeout + 5)
+        return not self._thread.is_alive()
+
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    @property
+    def spool_path(self) -> Path | None:
+        return self._spool.path if self._spool is not None else None
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def spool(self) -> _spool.Spool:
+        if self._spool is None:
+            self._spool = self._open_spool()
+        return self._spool
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _interval(self) -> float:
+        if self.spooling:
+            return self.settings.spool_flush_interval
+        return self.settings.flush_interval
+
+    def _main(self) -> None:
+        try:
+            while True:
+                closing = self._closing.is_set()
+                if not closing:
+                    self.wake.wait(self._interval())
+                    self.wake.clear()
+                    closing = self._closing.is_set()
+                for item in self.buffer.take():
+                    self._handle(item)
+                if self.spooling and self.uploader is not None:
+                    now = time.monotonic()
+                    if closing or now >= self._next_replay:
+                        self._replay(final=closing)
+                        self._next_replay = time.monotonic() + self.settings.replay_interval
+                elif not closing and self.uploader is not None:
+                    self._heartbeat()
+                if closing:
+                    break
+        except Exception as exc:  # a bug here must not take the training loop down
+            self.warn(f"trackstack sender thread crashed: {type(exc).__name__}: {exc}")
+            self.stats.lost.append(f"sender crashed: {exc}")
+        finally:
+            self._close_spool()
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_contact < self.settings.heartbeat_interval:
+            return
+        self._send_or_spool(_spool.INGEST, dumps({"run_id": self.run_id}))
+
+    def _handle(self, item: Item) -> None:
+        try:
+            if isinstance(item, IngestItem):
+                for body in ingest_bodies(self.run_id, item, self.settings.max_batch_points):
+                    self._send_or_spool(_spool.INGEST, body)
+            elif isinstance(item, PatchItem):
+                self._send_or_spool(_spool.PATCH, dumps(item.body))
+            else:
+                self._handle_artifact(item)
+        except Exception as exc:
+            self.warn(f"trackstack could not process a {type(item).__name__}: {exc}")
+            self.stats.lost.append(f"{type(item).__name__}: {exc}")
+
+    def _direct(self) -> bool:
+        return not self.spooling and self.uploader is not None and not self._past_deadline()
+
+    def _send_or_spool(self, kind: str, body: bytes) -> None:
+        if self._direct():
+            assert self.uploader is not None
+            if kind == _spool.INGEST:
+                out = self.uploader.ingest(body)
+            else:
+                out = self.uploader.patch(body)
+            if self._settle(kind, out):
+                return
+        self._append(kind, body)
+
+    def _settle(self, kind: str, out: Outcome) -> bool:
+        """Records a sent request's outcome; False means it must go to the spool."""
+        if out.kind == OK:
+            self._last_contact = time.monotonic()
+            self.stats.sent_requests += 1
+            body = out.json()
+            if isinstance(body, dict) and isinstance(body.get("accepted_points"), int):
+                self.stats.accepted_points += body["accepted_points"]
+            return True
+        if out.kind == PERMANENT:
+            msg = f"the server rejected a {kind} request, which is dropped: {describe(out)}"
+            self.warn(msg)
+            self.stats.rejected.append(msg)
+            return True
+        self._start_spooling(describe(out))
+        return False
+
+    def _start_spooling(self, why: str) -> None:
+        if not self.spooling:
+            self.spooling = True
+            self._next_replay = time.monotonic() + self.settings.replay_interval
+            self.warn(
+                f"trackstack server unreachable ({why}); spooling to disk and retrying in the "
+                "background"
+            )
+
+    def _append(self, kind: str, body: bytes) -> None:
+        try:
+            self.spool().append(kind, body)
+        except OSError as exc:
+            msg = f"could not write the spool ({exc}); a {kind} request is lost"
+            self.warn(msg)
+            self.stats.lost.append(msg)
+
+    def _handle_artifact(self, item: ArtifactItem) -> None:
+        if self._direct():
+            assert self.uploader is not None
+            files, sources, problem = [], {}, None
+            for rel, path in item.files:
+                try:
+                    digest, size = _spool.hash_file(path)
+                except OSError as exc:
+                    problem = f"cannot read {path}: {exc}"
+                    break
+                files.append({"path": rel, "digest": digest, "size": size})
+                sources[digest] = path
+            if problem is not None:
+                self._artifact_failed(item, problem)
+                return
+            body = item.request(files)
+            out = self.uploader.upload_artifact(body, sources.get)
+            if out.kind == PERMANENT:
+                self._artifact_failed(item, describe(out))
+                return
+            if self._settle(_spool.ARTIFACT, out):
+                return
+        self._spool_artifact(item)
+
+    def _spool_artifact(self, item: ArtifactItem) -> None:
+        try:
+            spool = self.spool()
+            files = []
+            for rel, path in item.files:
+                digest, size = spool.add_blob(path)
+                files.append({"path": rel, "digest": digest, "size": size})
+            spool.append(_spool.ARTIFACT, dumps(item.request(files)))
+        except OSError as exc:
+            self._artifact_failed(item, f"could not copy it into the spool: {exc}")
+
+    def _artifact_failed(self, item: ArtifactItem, why: str) -> None:
+        msg = f"artifact {item.name!r} was not logged: {why}"
+        self.warn(msg)
+        self.stats.rejected.append(msg)
+
+    def _replay(self, final: bool) -> None:
+        assert self.uploader is not None
+        spool = self.spool()
+        if not final:
+            # One attempt per entry; the next replay comes soon enough.
+            self.uploader.policy = RetryPolicy(budget=0.0)
+        try:
+            result: ReplayResult = replay(spool, self.uploader)
+        except (OSError, TrackstackError) as exc:
+            result = ReplayResult(error=str(exc), remaining=spool.pending_count())
+        finally:
+            self.uploader.policy = RetryPolicy(budget=self.settings.retry_budget)
+        self.stats.sent_requests += result.sent
+        self.stats.accepted_points += result.accepted_points
+        for msg in result.rejected:
+            self.warn(msg)
+            self.stats.rejected.append(msg)
+        if result.sent:
+            self._last_contact = time.monotonic()
+        if result.created and result.error is None and result.remaining == 0:
+            self.spooling = False
+            if not final:
+                self.warn("trackstack server reachable again; the spool has been replayed")
+
+    def _close_spool(self) -> None:
+        if self._spool is None:
+            return
+        try:
+            if self.on_spool_close is not None:
+                self.on_spool_close(self._spool)
+            self.stats.spooled_entries = self._spool.pending_count()
+        except OSError as exc:
+            self.warn(f"could not update the spool at {self._spool.path}: {exc}")
+        finally:
+            self._spool.unlock()
