@@ -1,1 +1,14 @@
-//! placeholder
+//! REST API v1 (`/api/v1`): projects, runs, metric reads, artifacts and blobs, plus health and the OpenAPI
+//! document. Handlers speak only to the storage traits; which backends sit behind them is the server's choice.
+//!
+//! # Layout
+//! - [`state`]: what handlers share.
+//! - `routes/`: one module per resource.
+//! - [`openapi`]: the OpenAPI document assembled from every route's annotations.
+
+pub mod openapi;
+mod routes;
+pub mod state;
+
+pub use routes::router;
+pub use state::{ApiLimits, ApiState};

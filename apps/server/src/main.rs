@@ -1,1 +1,97 @@
-fn main() {}
+//! The `trackstack` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use trackstack_config::{CliOverrides, Config, LogFormat};
+
+/// Trackstack: ML experiment tracking — runs, metrics, artifacts — served from one binary.
+#[derive(Parser)]
+#[command(name = "trackstack", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server: REST API, ingest and the web page on one HTTP port, embedded storage in the data dir.
+    ///
+    /// Configuration layers, each overriding the one before: built-in defaults, the TOML file given by
+    /// --config, TRACKSTACK_* environment variables (TRACKSTACK_DATA_DIR, TRACKSTACK_SERVER__BIND,
+    /// TRACKSTACK_LOG__FORMAT, …; `__` separates section and key), then these flags. See docs/configuration.md.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Directory for embedded storage [default: $TRACKSTACK_DATA_DIR, else the platform data dir, e.g. ~/.local/share/trackstack]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address for the HTTP port [default: 127.0.0.1:3000]
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// TOML configuration file
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("`{other}` is not a log format; use text or json")),
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let overrides = CliOverrides { data_dir: args.data_dir, bind: args.bind, log_format: args.log_format };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    init_logging(&config);
+    let listener = tokio::net::TcpListener::bind(config.bind_addr())
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.bind))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "trackstack server starting");
+    // One plain line on stdout, once the port is bound, for people and for scripts that wait on it.
+    println!("Trackstack is listening on http://{address}");
+    trackstack_server::serve(config, listener, shutdown_signal()).await?;
+    tracing::info!("trackstack server stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Server(args) => run_server(args).await,
+    }
+}

@@ -224,7 +224,10 @@ impl Config {
     fn resolve(&self, configured: &Option<String>, scheme: &str, default_name: &str) -> StorageUri {
         match configured {
             Some(uri) => StorageUri::parse(uri).expect("validated at load"),
-            None => StorageUri { scheme: scheme.to_owned(), location: self.data_dir.join(default_name).display().to_string() },
+            None => StorageUri {
+                scheme: scheme.to_owned(),
+                location: self.data_dir.join(default_name).display().to_string(),
+            },
         }
     }
 }
@@ -261,6 +264,8 @@ impl std::fmt::Display for StorageUri {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its (large) error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -268,7 +273,10 @@ mod tests {
     #[test]
     fn layers_override_in_order() {
         Jail::expect_with(|jail| {
-            jail.create_file("trackstack.toml", "data_dir = \"/from/file\"\n[server]\nbind = \"127.0.0.1:4000\"\n[log]\nformat = \"json\"\n")?;
+            jail.create_file(
+                "trackstack.toml",
+                "data_dir = \"/from/file\"\n[server]\nbind = \"127.0.0.1:4000\"\n[log]\nformat = \"json\"\n",
+            )?;
             jail.set_env("TRACKSTACK_SERVER__BIND", "127.0.0.1:5000");
             jail.set_env("TRACKSTACK_URL", "http://not-a-server-setting");
             let file = Path::new("trackstack.toml");
@@ -276,7 +284,11 @@ mod tests {
             assert_eq!(config.data_dir, PathBuf::from("/from/file"));
             assert_eq!(config.server.bind, "127.0.0.1:5000", "env beats file");
             assert_eq!(config.log.format, LogFormat::Json);
-            let cli = CliOverrides { bind: Some("127.0.0.1:6000".into()), data_dir: Some("/from/flag".into()), ..Default::default() };
+            let cli = CliOverrides {
+                bind: Some("127.0.0.1:6000".into()),
+                data_dir: Some("/from/flag".into()),
+                ..Default::default()
+            };
             let config = Config::load(Some(file), &cli).unwrap();
             assert_eq!(config.server.bind, "127.0.0.1:6000", "flags beat env");
             assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
@@ -298,7 +310,10 @@ mod tests {
     #[test]
     fn every_problem_is_reported() {
         Jail::expect_with(|jail| {
-            jail.create_file("bad.toml", "version = 2\n[server]\nbind = \"nowhere\"\n[storage]\nblobs = \"gopher://x\"\n")?;
+            jail.create_file(
+                "bad.toml",
+                "version = 2\n[server]\nbind = \"nowhere\"\n[storage]\nblobs = \"gopher://x\"\n",
+            )?;
             let err = Config::load(Some(Path::new("bad.toml")), &CliOverrides::default()).unwrap_err().to_string();
             assert!(err.contains("version = 2"), "{err}");
             assert!(err.contains("server.bind"), "{err}");

@@ -68,10 +68,9 @@ impl FromStr for RunState {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown run state `{s}`; expected one of running, finished, failed, crashed, killed"))
+        RunState::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| {
+            format!("unknown run state `{s}`; expected one of running, finished, failed, crashed, killed")
+        })
     }
 }
 

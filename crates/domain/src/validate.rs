@@ -44,7 +44,10 @@ pub fn short_text(field: &str, value: &str) -> Result<(), Error> {
 
 pub fn notes(value: &str) -> Result<(), Error> {
     if value.len() > NOTES_MAX_BYTES {
-        return Err(Error::invalid("notes", format!("notes are {} bytes; the limit is {NOTES_MAX_BYTES}", value.len())));
+        return Err(Error::invalid(
+            "notes",
+            format!("notes are {} bytes; the limit is {NOTES_MAX_BYTES}", value.len()),
+        ));
     }
     Ok(())
 }
@@ -81,7 +84,10 @@ pub fn dedup_tags(tags: Vec<String>) -> Vec<String> {
 
 pub fn metric_key(key: &str) -> Result<(), Error> {
     if key.is_empty() || key.len() > METRIC_KEY_MAX_BYTES {
-        return Err(Error::invalid("key", format!("metric key must be 1 to {METRIC_KEY_MAX_BYTES} bytes, got {}", key.len())));
+        return Err(Error::invalid(
+            "key",
+            format!("metric key must be 1 to {METRIC_KEY_MAX_BYTES} bytes, got {}", key.len()),
+        ));
     }
     if key.starts_with('_') {
         return Err(Error::invalid("key", format!("metric key `{key}` starts with `_`, which is reserved")));
@@ -118,7 +124,10 @@ pub fn metric_points(points: &[MetricPoint]) -> Result<(), Error> {
 pub fn json_document(field: &str, map: &JsonMap) -> Result<(), Error> {
     let size = serde_json::to_vec(map).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > JSON_DOCUMENT_MAX_BYTES {
-        return Err(Error::invalid(field, format!("{field} is {size} bytes as JSON; the limit is {JSON_DOCUMENT_MAX_BYTES}")));
+        return Err(Error::invalid(
+            field,
+            format!("{field} is {size} bytes as JSON; the limit is {JSON_DOCUMENT_MAX_BYTES}"),
+        ));
     }
     Ok(())
 }
@@ -150,7 +159,10 @@ pub fn artifact_path(path: &str) -> Result<(), Error> {
 /// The digest covers paths, contents and sizes, so two versions with equal files have equal digests.
 pub fn artifact_manifest(files: &mut [ArtifactFile]) -> Result<(String, u64), Error> {
     if files.is_empty() || files.len() > ARTIFACT_FILES_MAX {
-        return Err(Error::invalid("files", format!("an artifact needs 1 to {ARTIFACT_FILES_MAX} files, got {}", files.len())));
+        return Err(Error::invalid(
+            "files",
+            format!("an artifact needs 1 to {ARTIFACT_FILES_MAX} files, got {}", files.len()),
+        ));
     }
     for (i, file) in files.iter().enumerate() {
         artifact_path(&file.path)
@@ -215,7 +227,11 @@ mod tests {
 
     #[test]
     fn manifest_digest_ignores_order_and_sees_content() {
-        let file = |path: &str, digest: char| ArtifactFile { path: path.into(), digest: digest.to_string().repeat(64), size: 3 };
+        let file = |path: &str, digest: char| ArtifactFile {
+            path: path.into(),
+            digest: digest.to_string().repeat(64),
+            size: 3,
+        };
         let mut one = vec![file("b", 'a'), file("a", 'b')];
         let mut two = vec![file("a", 'b'), file("b", 'a')];
         let mut three = vec![file("a", 'b'), file("b", 'c')];

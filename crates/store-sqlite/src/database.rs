@@ -31,7 +31,11 @@ impl Database {
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
             .map_err(|e| backend_error(path, e))?;
         crate::migrations::apply(&mut writer, migrations).map_err(|e| backend_error(path, e))?;
-        Ok(Arc::new(Database { path: path.to_owned(), writer: Mutex::new(writer), idle_readers: Mutex::new(Vec::new()) }))
+        Ok(Arc::new(Database {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            idle_readers: Mutex::new(Vec::new()),
+        }))
     }
 
     /// Runs `work` in a transaction on the writer connection.

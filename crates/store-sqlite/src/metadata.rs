@@ -55,7 +55,8 @@ struct RunRow {
 }
 
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<(RunRow, [String; 4])> {
-    let texts = [row.get::<_, String>(5)?, row.get::<_, String>(9)?, row.get::<_, String>(10)?, row.get::<_, String>(11)?];
+    let texts =
+        [row.get::<_, String>(5)?, row.get::<_, String>(9)?, row.get::<_, String>(10)?, row.get::<_, String>(11)?];
     let state: String = row.get(7)?;
     let run = Run {
         id: row.get(0)?,
@@ -99,7 +100,9 @@ fn attach_summaries(conn: &Connection, rows: Vec<RunRow>) -> StoreResult<Vec<Run
         return Ok(Vec::new());
     }
     let placeholders = vec!["?"; rows.len()].join(",");
-    let sql = format!("SELECT run_id, key, value FROM run_summary_metrics WHERE run_id IN ({placeholders}) ORDER BY run_id, key");
+    let sql = format!(
+        "SELECT run_id, key, value FROM run_summary_metrics WHERE run_id IN ({placeholders}) ORDER BY run_id, key"
+    );
     let mut stmt = conn.prepare(&sql).backend()?;
     let ids = rows.iter().map(|r| r.run.id.as_str());
     let mut metrics: HashMap<String, JsonMap> = HashMap::new();
@@ -187,7 +190,8 @@ fn apply_update(tx: &Connection, id: &str, update: &RunUpdate, now: DateTime<Utc
     }
     match update.state {
         Some(RunState::Running) => {
-            tx.execute("UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL WHERE id = ?1", [id]).backend()?;
+            tx.execute("UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL WHERE id = ?1", [id])
+                .backend()?;
         }
         Some(state) => {
             tx.execute(
@@ -199,7 +203,8 @@ fn apply_update(tx: &Connection, id: &str, update: &RunUpdate, now: DateTime<Utc
         None => {}
     }
     if update.heartbeat {
-        tx.execute("UPDATE runs SET heartbeat_at = max(heartbeat_at, ?2) WHERE id = ?1", params![id, millis(now)]).backend()?;
+        tx.execute("UPDATE runs SET heartbeat_at = max(heartbeat_at, ?2) WHERE id = ?1", params![id, millis(now)])
+            .backend()?;
     }
     Ok(())
 }
@@ -228,8 +233,11 @@ const ARTIFACT_COLUMNS: &str =
 fn query_artifacts(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]) -> StoreResult<Vec<ArtifactVersion>> {
     let mut stmt = conn.prepare_cached(sql).backend()?;
     let rows: Vec<_> = stmt.query_map(params, artifact_from_row).backend()?.collect::<Result<_, _>>().backend()?;
-    let mut aliases_stmt =
-        conn.prepare_cached("SELECT alias FROM artifact_aliases WHERE project = ?1 AND name = ?2 AND version = ?3 ORDER BY alias").backend()?;
+    let mut aliases_stmt = conn
+        .prepare_cached(
+            "SELECT alias FROM artifact_aliases WHERE project = ?1 AND name = ?2 AND version = ?3 ORDER BY alias",
+        )
+        .backend()?;
     let mut latest_stmt =
         conn.prepare_cached("SELECT max(version) FROM artifact_versions WHERE project = ?1 AND name = ?2").backend()?;
     let mut versions = Vec::with_capacity(rows.len());
@@ -238,8 +246,10 @@ fn query_artifacts(conn: &Connection, sql: &str, params: &[&dyn rusqlite::ToSql]
         version.files = from_json_text(&files)?;
         let number = parse_version_label(&version.version).unwrap_or_default();
         let params = params![version.project, version.name, number];
-        version.aliases = aliases_stmt.query_map(params, |r| r.get(0)).backend()?.collect::<Result<_, _>>().backend()?;
-        let latest: Option<u32> = latest_stmt.query_row(params![version.project, version.name], |r| r.get(0)).backend()?;
+        version.aliases =
+            aliases_stmt.query_map(params, |r| r.get(0)).backend()?.collect::<Result<_, _>>().backend()?;
+        let latest: Option<u32> =
+            latest_stmt.query_row(params![version.project, version.name], |r| r.get(0)).backend()?;
         if latest == Some(number) {
             version.aliases.push("latest".to_owned());
         }
@@ -252,7 +262,11 @@ fn find_artifact(conn: &Connection, project: &str, name: &str, label: &str) -> S
     let number: Option<u32> = match (label, parse_version_label(label)) {
         (_, Some(number)) => Some(number),
         ("latest", None) => conn
-            .query_row("SELECT max(version) FROM artifact_versions WHERE project = ?1 AND name = ?2", params![project, name], |r| r.get(0))
+            .query_row(
+                "SELECT max(version) FROM artifact_versions WHERE project = ?1 AND name = ?2",
+                params![project, name],
+                |r| r.get(0),
+            )
             .backend()?,
         (alias, None) => conn
             .query_row(
@@ -264,7 +278,8 @@ fn find_artifact(conn: &Connection, project: &str, name: &str, label: &str) -> S
             .backend()?,
     };
     let Some(number) = number else { return Ok(None) };
-    let sql = format!("SELECT {ARTIFACT_COLUMNS} FROM artifact_versions v WHERE project = ?1 AND name = ?2 AND version = ?3");
+    let sql =
+        format!("SELECT {ARTIFACT_COLUMNS} FROM artifact_versions v WHERE project = ?1 AND name = ?2 AND version = ?3");
     Ok(query_artifacts(conn, &sql, &[&project, &name, &number])?.pop())
 }
 
@@ -292,9 +307,13 @@ impl MetadataStore for SqliteMetadataStore {
         let name = name.to_owned();
         self.db
             .read(move |conn| {
-                conn.query_row("SELECT name, description, created_at FROM projects WHERE name = ?1", [name], project_from_row)
-                    .optional()
-                    .backend()
+                conn.query_row(
+                    "SELECT name, description, created_at FROM projects WHERE name = ?1",
+                    [name],
+                    project_from_row,
+                )
+                .optional()
+                .backend()
             })
             .await
     }
@@ -302,7 +321,9 @@ impl MetadataStore for SqliteMetadataStore {
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
         self.db
             .read(|conn| {
-                let mut stmt = conn.prepare_cached("SELECT name, description, created_at FROM projects ORDER BY name").backend()?;
+                let mut stmt = conn
+                    .prepare_cached("SELECT name, description, created_at FROM projects ORDER BY name")
+                    .backend()?;
                 let rows = stmt.query_map([], project_from_row).backend()?;
                 rows.collect::<Result<_, _>>().backend()
             })
@@ -412,13 +433,26 @@ impl MetadataStore for SqliteMetadataStore {
                 match &query.after {
                     Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
                         conditions.push(format!("(created_at {cmp} ? OR (created_at = ? AND id {cmp} ?))"));
-                        values.extend([Box::new(*created_at_ms) as Box<dyn rusqlite::ToSql>, Box::new(*created_at_ms), Box::new(id.clone())]);
+                        values.extend([
+                            Box::new(*created_at_ms) as Box<dyn rusqlite::ToSql>,
+                            Box::new(*created_at_ms),
+                            Box::new(id.clone()),
+                        ]);
                     }
                     Some(RunCursor::Name { name, id }) if column == "name" => {
                         conditions.push(format!("(name {cmp} ? OR (name = ? AND id {cmp} ?))"));
-                        values.extend([Box::new(name.clone()) as Box<dyn rusqlite::ToSql>, Box::new(name.clone()), Box::new(id.clone())]);
+                        values.extend([
+                            Box::new(name.clone()) as Box<dyn rusqlite::ToSql>,
+                            Box::new(name.clone()),
+                            Box::new(id.clone()),
+                        ]);
                     }
-                    Some(_) => return Err(StoreError::Invalid { field: "cursor".into(), message: "the cursor belongs to another sort order".into() }),
+                    Some(_) => {
+                        return Err(StoreError::Invalid {
+                            field: "cursor".into(),
+                            message: "the cursor belongs to another sort order".into(),
+                        })
+                    }
                     None => {}
                 }
                 values.push(Box::new(query.limit as i64 + 1));
@@ -487,7 +521,12 @@ impl MetadataStore for SqliteMetadataStore {
             .await
     }
 
-    async fn get_artifact_version(&self, project: &str, name: &str, version: &str) -> StoreResult<Option<ArtifactVersion>> {
+    async fn get_artifact_version(
+        &self,
+        project: &str,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<Option<ArtifactVersion>> {
         let (project, name, version) = (project.to_owned(), name.to_owned(), version.to_owned());
         self.db.read(move |conn| find_artifact(conn, &project, &name, &version)).await
     }

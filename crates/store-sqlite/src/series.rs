@@ -139,7 +139,9 @@ impl SeriesStore for SqliteSeriesStore {
         self.db
             .read(move |conn| {
                 let mut stmt = conn
-                    .prepare_cached("SELECT key, count, last_step, last_value, min, max FROM series WHERE run_id = ?1 ORDER BY key")
+                    .prepare_cached(
+                        "SELECT key, count, last_step, last_value, min, max FROM series WHERE run_id = ?1 ORDER BY key",
+                    )
                     .backend()?;
                 let rows = stmt
                     .query_map([run_id], |r| {
@@ -187,7 +189,13 @@ impl SeriesStore for SqliteSeriesStore {
             .await
     }
 
-    async fn read_buckets(&self, run_id: &str, key: &str, range: StepRange, buckets: u32) -> StoreResult<BucketedSeries> {
+    async fn read_buckets(
+        &self,
+        run_id: &str,
+        key: &str,
+        range: StepRange,
+        buckets: u32,
+    ) -> StoreResult<BucketedSeries> {
         let (run_id, key) = (run_id.to_owned(), key.to_owned());
         self.db
             .read(move |conn| {
@@ -195,7 +203,9 @@ impl SeriesStore for SqliteSeriesStore {
                 let Some(id) = series_id(conn, &run_id, &key)? else { return Ok(empty) };
                 let (lower, upper) = (range.start.unwrap_or(i64::MIN), range.end.unwrap_or(i64::MAX));
                 let extent: (Option<i64>, Option<i64>) = conn
-                    .prepare_cached("SELECT min(step), max(step) FROM points WHERE series_id = ?1 AND step BETWEEN ?2 AND ?3")
+                    .prepare_cached(
+                        "SELECT min(step), max(step) FROM points WHERE series_id = ?1 AND step BETWEEN ?2 AND ?3",
+                    )
                     .backend()?
                     .query_row(params![id, lower, upper], |r| Ok((r.get(0)?, r.get(1)?)))
                     .backend()?;
@@ -206,9 +216,13 @@ impl SeriesStore for SqliteSeriesStore {
                 let end = range.end.unwrap_or(last);
                 let layout = BucketLayout::new(start, end, buckets);
                 let mut stmt = conn
-                    .prepare_cached("SELECT step, value FROM points WHERE series_id = ?1 AND step BETWEEN ?2 AND ?3 ORDER BY step")
+                    .prepare_cached(
+                        "SELECT step, value FROM points WHERE series_id = ?1 AND step BETWEEN ?2 AND ?3 ORDER BY step",
+                    )
                     .backend()?;
-                let rows = stmt.query_map(params![id, start, end], |r| Ok((r.get(0)?, value_from_sql(r.get(1)?)))).backend()?;
+                let rows = stmt
+                    .query_map(params![id, start, end], |r| Ok((r.get(0)?, value_from_sql(r.get(1)?))))
+                    .backend()?;
                 let points: Vec<(i64, f64)> = rows.collect::<Result<_, _>>().backend()?;
                 Ok(BucketedSeries { key, start: Some(start), end: Some(end), buckets: bucketize(layout, points) })
             })
@@ -219,7 +233,11 @@ impl SeriesStore for SqliteSeriesStore {
         let run_id = run_id.to_owned();
         self.db
             .write(move |tx| {
-                tx.execute("DELETE FROM points WHERE series_id IN (SELECT id FROM series WHERE run_id = ?1)", [&run_id]).backend()?;
+                tx.execute(
+                    "DELETE FROM points WHERE series_id IN (SELECT id FROM series WHERE run_id = ?1)",
+                    [&run_id],
+                )
+                .backend()?;
                 tx.execute("DELETE FROM series WHERE run_id = ?1", [&run_id]).backend()?;
                 Ok(())
             })

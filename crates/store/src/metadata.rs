@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use trackstack_domain::model::{ArtifactVersion, NewArtifactVersion, NewRun, Project, Run, RunListQuery, RunPage, RunUpdate};
+use trackstack_domain::model::{
+    ArtifactVersion, NewArtifactVersion, NewRun, Project, Run, RunListQuery, RunPage, RunUpdate,
+};
 
 use crate::StoreResult;
 
@@ -45,7 +47,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// the given aliases at the result.
     async fn log_artifact(&self, artifact: NewArtifactVersion, now: DateTime<Utc>) -> StoreResult<ArtifactLogOutcome>;
     /// Finds a version by `vN` or alias (`latest` is the newest).
-    async fn get_artifact_version(&self, project: &str, name: &str, version: &str) -> StoreResult<Option<ArtifactVersion>>;
+    async fn get_artifact_version(
+        &self,
+        project: &str,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<Option<ArtifactVersion>>;
     /// Versions a run logged, oldest first.
     async fn list_run_artifacts(&self, run_id: &str) -> StoreResult<Vec<ArtifactVersion>>;
     /// The newest version of every artifact name in a project, by name.

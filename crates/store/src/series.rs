@@ -22,7 +22,13 @@ pub trait SeriesStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<SeriesPoint>>;
     /// Cuts `range` (open ends: the series' first and last step) into `buckets` equal-width buckets and
     /// aggregates each as [`trackstack_domain::bucketing`] defines.
-    async fn read_buckets(&self, run_id: &str, key: &str, range: StepRange, buckets: u32) -> StoreResult<BucketedSeries>;
+    async fn read_buckets(
+        &self,
+        run_id: &str,
+        key: &str,
+        range: StepRange,
+        buckets: u32,
+    ) -> StoreResult<BucketedSeries>;
     /// Removes every point of a run.
     async fn delete_run(&self, run_id: &str) -> StoreResult<()>;
 }

@@ -1,1 +1,15 @@
-//! placeholder
+//! The write path: a batch for one run (metric points, config, summary, tags, state) is validated whole,
+//! then written idempotently — points to the series store, everything else to the metadata store — and
+//! acknowledged only once durable. Replaying a batch changes nothing (DESIGN.md §2).
+//!
+//! # Layout
+//! - [`batch`]: the batch format and its validation.
+//! - [`service`]: [`IngestService`], which applies a batch to the stores.
+//! - [`http`]: `POST /api/v1/ingest`.
+
+pub mod batch;
+pub mod http;
+pub mod service;
+
+pub use batch::{IngestAck, IngestBatch, IngestPoint};
+pub use service::IngestService;

@@ -97,7 +97,10 @@ pub async fn summary_follows_the_highest_step_unless_set_explicitly(store: &dyn 
     let run = store.update_run("r1", update(vec![metric("loss", 5, 0.4)]), at(3)).await.unwrap();
     assert_eq!(run.summary["loss"], json!(0.4), "a rewrite of the same step does");
 
-    let explicit = RunUpdate { summary_set: json!({"loss": 0.1, "best": {"epoch": 3}}).as_object().unwrap().clone(), ..Default::default() };
+    let explicit = RunUpdate {
+        summary_set: json!({"loss": 0.1, "best": {"epoch": 3}}).as_object().unwrap().clone(),
+        ..Default::default()
+    };
     store.update_run("r1", explicit, at(4)).await.unwrap();
     let run = store.update_run("r1", update(vec![metric("loss", 9, 0.3)]), at(5)).await.unwrap();
     assert_eq!(run.summary["loss"], json!(0.1), "an explicit value is kept while metrics are logged");
@@ -159,7 +162,10 @@ pub async fn run_listing_pages_cover_every_run_once(store: &dyn MetadataStore) {
         unique.sort();
         unique.dedup();
         assert_eq!((ids.len(), unique.len()), (23, 23), "{sort:?}: {ids:?}");
-        let whole = store.list_runs(&RunListQuery { project: "p".into(), sort, limit: 100, ..Default::default() }).await.unwrap();
+        let whole = store
+            .list_runs(&RunListQuery { project: "p".into(), sort, limit: 100, ..Default::default() })
+            .await
+            .unwrap();
         let keys: Vec<(i64, String)> = whole
             .runs
             .iter()
@@ -192,7 +198,10 @@ pub async fn run_listing_filters_by_state_tag_and_name(store: &dyn MetadataStore
         run.tags = tags.into_iter().map(String::from).collect();
         create(store, run, i as i64).await;
         if state.is_terminal() {
-            store.update_run(&format!("r{i}"), RunUpdate { state: Some(state), ..Default::default() }, at(50)).await.unwrap();
+            store
+                .update_run(&format!("r{i}"), RunUpdate { state: Some(state), ..Default::default() }, at(50))
+                .await
+                .unwrap();
         }
     }
     let query = |f: fn(&mut RunListQuery)| {
@@ -203,7 +212,11 @@ pub async fn run_listing_filters_by_state_tag_and_name(store: &dyn MetadataStore
     assert_eq!(list_all(store, query(|q| q.state = Some(RunState::Running))).await, ["r1"]);
     assert_eq!(list_all(store, query(|q| q.tag = Some("baseline".into()))).await, ["r0", "r1"]);
     assert_eq!(list_all(store, query(|q| q.name_contains = Some("RESNET".into()))).await, ["r0", "r1"]);
-    assert_eq!(list_all(store, query(|q| q.name_contains = Some("%".into()))).await, Vec::<String>::new(), "LIKE wildcards are literal");
+    assert_eq!(
+        list_all(store, query(|q| q.name_contains = Some("%".into()))).await,
+        Vec::<String>::new(),
+        "LIKE wildcards are literal"
+    );
     let both = query(|q| {
         q.tag = Some("wide".into());
         q.name_contains = Some("net".into());
@@ -214,7 +227,8 @@ pub async fn run_listing_filters_by_state_tag_and_name(store: &dyn MetadataStore
 pub async fn artifact_versions_are_numbered_and_deduplicated(store: &dyn MetadataStore) {
     create(store, new_run("r1", "p"), 0).await;
     create(store, new_run("r2", "p"), 1).await;
-    let file = |path: &str, digest: char| ArtifactFile { path: path.into(), digest: digest.to_string().repeat(64), size: 10 };
+    let file =
+        |path: &str, digest: char| ArtifactFile { path: path.into(), digest: digest.to_string().repeat(64), size: 10 };
     let version = |run: &str, files: Vec<ArtifactFile>, aliases: Vec<&str>| {
         let mut files = files;
         let (digest, size) = trackstack_domain::validate::artifact_manifest(&mut files).unwrap();
@@ -239,7 +253,11 @@ pub async fn artifact_versions_are_numbered_and_deduplicated(store: &dyn Metadat
         ArtifactLogOutcome::Existing(v) => assert_eq!(v.version, "v0"),
         other => panic!("equal content must reuse v0: {other:?}"),
     }
-    let v1 = match store.log_artifact(version("r2", vec![file("w.bin", 'b'), file("cfg.json", 'c')], vec!["best"]), at(12)).await.unwrap() {
+    let v1 = match store
+        .log_artifact(version("r2", vec![file("w.bin", 'b'), file("cfg.json", 'c')], vec!["best"]), at(12))
+        .await
+        .unwrap()
+    {
         ArtifactLogOutcome::Created(v) => v,
         other => panic!("{other:?}"),
     };
@@ -247,7 +265,9 @@ pub async fn artifact_versions_are_numbered_and_deduplicated(store: &dyn Metadat
     assert_eq!(v1.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["cfg.json", "w.bin"]);
     assert!(v1.aliases.contains(&"best".to_owned()) && v1.aliases.contains(&"latest".to_owned()), "{:?}", v1.aliases);
 
-    let get = |label: &'static str| async move { store.get_artifact_version("p", "model", label).await.unwrap().map(|v| v.version) };
+    let get = |label: &'static str| async move {
+        store.get_artifact_version("p", "model", label).await.unwrap().map(|v| v.version)
+    };
     assert_eq!(get("latest").await.as_deref(), Some("v1"));
     assert_eq!(get("best").await.as_deref(), Some("v1"), "an alias moves to the newer version");
     assert_eq!(get("v0").await.as_deref(), Some("v0"));

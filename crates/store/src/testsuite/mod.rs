@@ -36,17 +36,21 @@ macro_rules! __conformance_tests {
 #[macro_export]
 macro_rules! metadata_store_conformance {
     ($make:expr) => {
-        $crate::__conformance_tests!(metadata, $make, [
-            projects_are_unique_and_listed_by_name,
-            run_creation_is_idempotent_per_project,
-            run_updates_merge_config_and_replace_tags,
-            summary_follows_the_highest_step_unless_set_explicitly,
-            finishing_sets_end_time_once_and_resuming_reopens,
-            deleting_a_run_removes_it,
-            run_listing_pages_cover_every_run_once,
-            run_listing_filters_by_state_tag_and_name,
-            artifact_versions_are_numbered_and_deduplicated,
-        ]);
+        $crate::__conformance_tests!(
+            metadata,
+            $make,
+            [
+                projects_are_unique_and_listed_by_name,
+                run_creation_is_idempotent_per_project,
+                run_updates_merge_config_and_replace_tags,
+                summary_follows_the_highest_step_unless_set_explicitly,
+                finishing_sets_end_time_once_and_resuming_reopens,
+                deleting_a_run_removes_it,
+                run_listing_pages_cover_every_run_once,
+                run_listing_filters_by_state_tag_and_name,
+                artifact_versions_are_numbered_and_deduplicated,
+            ]
+        );
     };
 }
 
@@ -54,15 +58,19 @@ macro_rules! metadata_store_conformance {
 #[macro_export]
 macro_rules! series_store_conformance {
     ($make:expr) => {
-        $crate::__conformance_tests!(series, $make, [
-            last_write_wins_in_any_order,
-            stats_follow_rewrites,
-            non_finite_values_round_trip,
-            raw_reads_page_through_a_range,
-            buckets_aggregate_finite_values_only,
-            bucket_ranges_default_to_the_series_extent,
-            deleting_a_run_removes_its_points,
-        ]);
+        $crate::__conformance_tests!(
+            series,
+            $make,
+            [
+                last_write_wins_in_any_order,
+                stats_follow_rewrites,
+                non_finite_values_round_trip,
+                raw_reads_page_through_a_range,
+                buckets_aggregate_finite_values_only,
+                bucket_ranges_default_to_the_series_extent,
+                deleting_a_run_removes_its_points,
+            ]
+        );
     };
 }
 
@@ -70,11 +78,15 @@ macro_rules! series_store_conformance {
 #[macro_export]
 macro_rules! blob_store_conformance {
     ($make:expr) => {
-        $crate::__conformance_tests!(blob, $make, [
-            blobs_round_trip_by_digest,
-            a_wrong_digest_stores_nothing,
-            a_failing_upload_stores_nothing,
-            storing_twice_keeps_one_copy,
-        ]);
+        $crate::__conformance_tests!(
+            blob,
+            $make,
+            [
+                blobs_round_trip_by_digest,
+                a_wrong_digest_stores_nothing,
+                a_failing_upload_stores_nothing,
+                storing_twice_keeps_one_copy,
+            ]
+        );
     };
 }

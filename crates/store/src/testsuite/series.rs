@@ -78,7 +78,10 @@ pub async fn buckets_aggregate_finite_values_only(store: &dyn SeriesStore) {
     assert_eq!((a.first_step, a.last_step, a.count), (0, 3, 4));
     assert_eq!((a.min, a.max, a.mean), (Some(1.0), Some(3.0), Some(2.0)));
     assert_eq!(a.last, f64::INFINITY);
-    assert_eq!((b.first_step, b.last_step, b.count, b.min, b.max, b.mean), (4, 7, 3, Some(10.0), Some(20.0), Some(15.0)));
+    assert_eq!(
+        (b.first_step, b.last_step, b.count, b.min, b.max, b.mean),
+        (4, 7, 3, Some(10.0), Some(20.0), Some(15.0))
+    );
     assert!(b.last.is_nan());
 }
 

@@ -1,0 +1,58 @@
+# Trackstack — the two commands that matter: `make run` and `make test`. `make help` lists the rest.
+
+SHELL := bash
+.DEFAULT_GOAL := help
+
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+VENV ?= $(CURDIR)/.venv
+PYTHON ?= python3
+DATA_DIR ?=
+BIND ?= 127.0.0.1:3000
+
+SERVER_RELEASE := $(CARGO_TARGET_DIR)/release/trackstack
+SERVER_DEBUG := $(CARGO_TARGET_DIR)/debug/trackstack
+
+.PHONY: help run build venv test test-rust test-python lint fmt clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+run: build venv ## Build everything and start the all-in-one server (embedded storage) on $(BIND)
+	@echo "Python SDK installed in $(VENV); try: $(VENV)/bin/python examples/quickstart.py"
+	$(SERVER_RELEASE) server --bind $(BIND) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+build: ## Build the trackstack binary (release)
+	cargo build --release --locked -p trackstack-server
+
+venv: $(VENV)/.installed ## Create .venv with the Python SDK (editable) and its dev tools
+
+$(VENV)/.installed: sdks/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e 'sdks/python[dev]'
+	touch $@
+
+test: lint test-rust test-python ## Run every suite (lint, Rust, Python SDK end to end)
+
+test-rust: ## Rust unit, conformance and HTTP integration tests
+	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-tests=fail; \
+	else cargo test --workspace --locked; fi
+
+test-python: venv ## Python SDK tests against the real server binary
+	cargo build --locked -p trackstack-server
+	TRACKSTACK_BIN=$(SERVER_DEBUG) $(VENV)/bin/pytest -q sdks/python/tests
+
+lint: venv ## rustfmt, clippy -D warnings, ruff
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/ruff check sdks/python
+	$(VENV)/bin/ruff format --check sdks/python
+
+fmt: venv ## Format Rust and Python code
+	cargo fmt --all
+	$(VENV)/bin/ruff format sdks/python
+
+clean: ## Remove build outputs and the virtual environment
+	cargo clean
+	rm -rf $(VENV)

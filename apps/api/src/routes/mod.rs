@@ -1,0 +1,37 @@
+//! The REST routes, one module per resource.
+
+pub(crate) mod artifacts;
+pub(crate) mod blobs;
+pub(crate) mod health;
+pub(crate) mod projects;
+pub(crate) mod runs;
+pub(crate) mod series;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::ApiState;
+
+/// Every REST v1 route except ingest (which the ingest role serves).
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/api/v1/openapi.json", get(health::openapi_document))
+        .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
+        .route("/api/v1/projects/{project}", get(projects::get_project))
+        .route("/api/v1/projects/{project}/runs", post(runs::create_run).get(runs::list_runs))
+        .route("/api/v1/runs/{run_id}", get(runs::get_run).patch(runs::update_run).delete(runs::delete_run))
+        .route("/api/v1/runs/{run_id}/finish", post(runs::finish_run))
+        .route("/api/v1/runs/{run_id}/metrics", get(series::list_metrics))
+        .route("/api/v1/runs/{run_id}/series", get(series::read_series))
+        .route("/api/v1/runs/{run_id}/series/buckets", get(series::read_buckets))
+        .route("/api/v1/runs/{run_id}/artifacts", post(artifacts::log_artifact).get(artifacts::list_run_artifacts))
+        .route("/api/v1/projects/{project}/artifacts", get(artifacts::list_project_artifacts))
+        .route("/api/v1/projects/{project}/artifacts/{name}/versions/{version}", get(artifacts::get_artifact_version))
+        .route(
+            "/api/v1/projects/{project}/artifacts/{name}/versions/{version}/files/{*path}",
+            get(artifacts::download_artifact_file),
+        )
+        .route("/api/v1/blobs/{digest}", get(blobs::download_blob).head(blobs::blob_exists).put(blobs::upload_blob))
+        .with_state(state)
+}

@@ -1,0 +1,277 @@
+//! Runs: create (idempotent, client-supplied ids), get, update, finish, delete, list.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use trackstack_domain::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
+use trackstack_domain::model::{JsonMap, NewRun, Run, RunCursor, RunListQuery, RunSort, RunState, RunUpdate};
+use trackstack_domain::{validate, Error, ErrorCode};
+use trackstack_server_kit::{ApiResult, Json, Query};
+use trackstack_store::RunCreateOutcome;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::ApiState;
+
+/// What to do when the requested run id already exists in the project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IfExists {
+    /// Return the stored run (200); creating is idempotent.
+    #[default]
+    Return,
+    /// Answer 409 `already_exists`.
+    Error,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// Client-chosen id (1–64 of `[A-Za-z0-9._-]`); generated when absent.
+    pub id: Option<String>,
+    /// Display name; defaults to the id.
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub job_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<JsonMap>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<JsonMap>,
+    #[serde(default)]
+    pub if_exists: IfExists,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRun {
+    pub name: Option<String>,
+    /// An empty string clears the group.
+    pub group: Option<String>,
+    /// An empty string clears the job type.
+    pub job_type: Option<String>,
+    pub notes: Option<String>,
+    /// Replaces the tag list.
+    pub tags: Option<Vec<String>>,
+    /// Shallow merge into the config.
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<JsonMap>,
+    /// Explicit summary values; `null` removes one.
+    #[schema(value_type = Option<Object>)]
+    pub summary: Option<JsonMap>,
+    pub state: Option<RunState>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinishRun {
+    /// Defaults to `finished` for exit code 0 (or none), else `failed`.
+    pub state: Option<RunState>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListRunsParams {
+    /// Only runs in this state.
+    pub state: Option<RunState>,
+    /// Only runs with this tag.
+    pub tag: Option<String>,
+    /// Only runs whose name contains this, ignoring ASCII case.
+    pub name: Option<String>,
+    /// `-created_at` (default), `created_at`, `name` or `-name`.
+    #[param(value_type = Option<String>)]
+    pub sort: Option<RunSort>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<Run>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn generate_run_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..8).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn optional_text(field: &str, value: Option<String>) -> Result<Option<String>, Error> {
+    match value {
+        Some(value) => {
+            validate::short_text(field, &value)?;
+            Ok(Some(value))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Create a run, or return the existing run with that id in this project.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/runs", tag = "runs", request_body = CreateRun,
+    params(("project" = String, Path, description = "Created if missing")),
+    responses((status = 201, body = Run, description = "Created"), (status = 200, body = Run, description = "Already existed"),
+        (status = 400), (status = 409, description = "The id exists in another project, or `if_exists` is `error`")))]
+pub async fn create_run(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    Json(body): Json<CreateRun>,
+) -> ApiResult<(StatusCode, axum::Json<Run>)> {
+    validate::project_name(&project).map_err(|e| e.with_field("project"))?;
+    let id = match body.id {
+        Some(id) => {
+            validate::run_id(&id)?;
+            id
+        }
+        None => generate_run_id(),
+    };
+    validate::tags(&body.tags)?;
+    validate::notes(&body.notes)?;
+    let config = body.config.unwrap_or_default();
+    validate::json_document("config", &config)?;
+    let metadata = body.metadata.unwrap_or_default();
+    validate::json_document("metadata", &metadata)?;
+    let new = NewRun {
+        name: optional_text("name", body.name)?.unwrap_or_else(|| id.clone()),
+        id,
+        project,
+        group: optional_text("group", body.group)?.filter(|g| !g.is_empty()),
+        job_type: optional_text("job_type", body.job_type)?.filter(|j| !j.is_empty()),
+        tags: validate::dedup_tags(body.tags),
+        notes: body.notes,
+        config,
+        metadata,
+    };
+    match state.stores.metadata.create_run(new, Utc::now()).await? {
+        RunCreateOutcome::Created(run) => Ok((StatusCode::CREATED, axum::Json(run))),
+        RunCreateOutcome::Existing(run) if body.if_exists == IfExists::Return => Ok((StatusCode::OK, axum::Json(run))),
+        RunCreateOutcome::Existing(run) => {
+            Err(Error::new(ErrorCode::AlreadyExists, format!("run `{}` already exists", run.id))
+                .with_field("id")
+                .into())
+        }
+    }
+}
+
+pub(crate) async fn load_run(state: &ApiState, run_id: &str) -> ApiResult<Run> {
+    let run = state.stores.metadata.get_run(run_id).await?;
+    Ok(run.ok_or_else(|| Error::not_found(format!("run `{run_id}` not found")))?)
+}
+
+/// Get a run.
+#[utoipa::path(get, path = "/api/v1/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 200, body = Run), (status = 404)))]
+pub async fn get_run(State(state): State<ApiState>, Path(run_id): Path<String>) -> ApiResult<axum::Json<Run>> {
+    Ok(axum::Json(load_run(&state, &run_id).await?))
+}
+
+/// Update a run's fields, config (merged) and summary (explicit values).
+#[utoipa::path(patch, path = "/api/v1/runs/{run_id}", tag = "runs", request_body = UpdateRun,
+    params(("run_id" = String, Path)), responses((status = 200, body = Run), (status = 400), (status = 404)))]
+pub async fn update_run(
+    State(state): State<ApiState>,
+    Path(run_id): Path<String>,
+    Json(body): Json<UpdateRun>,
+) -> ApiResult<axum::Json<Run>> {
+    let clearable = |value: Option<String>| value.map(|v| if v.is_empty() { None } else { Some(v) });
+    if let Some(tags) = &body.tags {
+        validate::tags(tags)?;
+    }
+    if let Some(notes) = &body.notes {
+        validate::notes(notes)?;
+    }
+    let config_merge = body.config.unwrap_or_default();
+    validate::json_document("config", &config_merge)?;
+    let summary_set = body.summary.unwrap_or_default();
+    validate::json_document("summary", &summary_set)?;
+    let state_change = match (body.state, body.exit_code) {
+        (None, Some(code)) => Some(RunState::from_exit_code(Some(code))),
+        (state, _) => state,
+    };
+    let update = RunUpdate {
+        name: optional_text("name", body.name)?,
+        group: clearable(optional_text("group", body.group)?),
+        job_type: clearable(optional_text("job_type", body.job_type)?),
+        notes: body.notes,
+        tags: body.tags.map(validate::dedup_tags),
+        config_merge,
+        summary_set,
+        state: state_change,
+        exit_code: body.exit_code,
+        ..Default::default()
+    };
+    Ok(axum::Json(state.stores.metadata.update_run(&run_id, update, Utc::now()).await?))
+}
+
+/// Finish a run. Replaying it keeps the first end time.
+#[utoipa::path(post, path = "/api/v1/runs/{run_id}/finish", tag = "runs", request_body = FinishRun,
+    params(("run_id" = String, Path)), responses((status = 200, body = Run), (status = 400), (status = 404)))]
+pub async fn finish_run(
+    State(state): State<ApiState>,
+    Path(run_id): Path<String>,
+    Json(body): Json<FinishRun>,
+) -> ApiResult<axum::Json<Run>> {
+    let final_state = body.state.unwrap_or(RunState::from_exit_code(body.exit_code));
+    if !final_state.is_terminal() {
+        return Err(Error::invalid("state", "a run finishes in finished, failed, crashed or killed").into());
+    }
+    let update =
+        RunUpdate { state: Some(final_state), exit_code: body.exit_code, heartbeat: true, ..Default::default() };
+    Ok(axum::Json(state.stores.metadata.update_run(&run_id, update, Utc::now()).await?))
+}
+
+/// Delete a run with its points and artifact links.
+#[utoipa::path(delete, path = "/api/v1/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404)))]
+pub async fn delete_run(State(state): State<ApiState>, Path(run_id): Path<String>) -> ApiResult<StatusCode> {
+    load_run(&state, &run_id).await?;
+    // Points first: if the second step fails, the run is still listed and a retried delete finishes the job.
+    state.stores.series.delete_run(&run_id).await?;
+    state.stores.metadata.delete_run(&run_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn encode_cursor(cursor: &RunCursor) -> String {
+    hex::encode(serde_json::to_vec(cursor).expect("cursors serialize"))
+}
+
+fn decode_cursor(text: &str) -> Result<RunCursor, Error> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Error::invalid("cursor", "not a cursor returned by this endpoint"))
+}
+
+/// List a project's runs, newest first by default, one page at a time.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/runs", tag = "runs",
+    params(("project" = String, Path), ListRunsParams), responses((status = 200, body = RunList), (status = 400)))]
+pub async fn list_runs(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    Query(params): Query<ListRunsParams>,
+) -> ApiResult<axum::Json<RunList>> {
+    let limit = params.limit.unwrap_or(LIST_PAGE_DEFAULT);
+    if !(1..=LIST_PAGE_MAX).contains(&limit) {
+        return Err(Error::invalid("limit", format!("limit must be 1 to {LIST_PAGE_MAX}")).into());
+    }
+    let query = RunListQuery {
+        project,
+        state: params.state,
+        tag: params.tag,
+        name_contains: params.name.filter(|n| !n.is_empty()),
+        sort: params.sort.unwrap_or_default(),
+        limit,
+        after: params.cursor.as_deref().map(decode_cursor).transpose()?,
+    };
+    let page = state.stores.metadata.list_runs(&query).await?;
+    Ok(axum::Json(RunList { runs: page.runs, next_cursor: page.next.as_ref().map(encode_cursor) }))
+}

@@ -1,0 +1,38 @@
+//! The composition root: turns the configured URIs into store instances.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use trackstack_config::{Config, StorageUri};
+use trackstack_store::Stores;
+use trackstack_store_blob::FileBlobStore;
+use trackstack_store_sqlite::{SqliteMetadataStore, SqliteSeriesStore};
+
+/// Opens every store the configuration names.
+pub fn open_stores(config: &Config) -> anyhow::Result<Stores> {
+    let metadata_uri = config.metadata_uri();
+    let series_uri = config.series_uri();
+    let blobs_uri = config.blobs_uri();
+    let metadata = match metadata_uri.scheme.as_str() {
+        "sqlite" => SqliteMetadataStore::open(Path::new(&metadata_uri.location))
+            .with_context(|| format!("cannot open metadata store {metadata_uri}"))?,
+        _ => bail!(unsupported(&metadata_uri)),
+    };
+    let series = match series_uri.scheme.as_str() {
+        "sqlite" => SqliteSeriesStore::open(Path::new(&series_uri.location))
+            .with_context(|| format!("cannot open series store {series_uri}"))?,
+        _ => bail!(unsupported(&series_uri)),
+    };
+    let blobs = match blobs_uri.scheme.as_str() {
+        "file" => FileBlobStore::open(Path::new(&blobs_uri.location))
+            .with_context(|| format!("cannot open blob store {blobs_uri}"))?,
+        _ => bail!(unsupported(&blobs_uri)),
+    };
+    tracing::info!(metadata = %metadata_uri, series = %series_uri, blobs = %blobs_uri, "storage opened");
+    Ok(Stores { metadata: Arc::new(metadata), series: Arc::new(series), blobs: Arc::new(blobs) })
+}
+
+fn unsupported(uri: &StorageUri) -> String {
+    format!("no backend for {uri} in this build")
+}

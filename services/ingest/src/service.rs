@@ -1,0 +1,36 @@
+//! [`IngestService`]: applies validated batches to the stores.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use trackstack_domain::Error;
+use trackstack_store::{MetadataStore, SeriesStore};
+
+use crate::batch::{IngestAck, IngestBatch};
+
+#[derive(Clone)]
+pub struct IngestService {
+    metadata: Arc<dyn MetadataStore>,
+    series: Arc<dyn SeriesStore>,
+}
+
+impl IngestService {
+    pub fn new(metadata: Arc<dyn MetadataStore>, series: Arc<dyn SeriesStore>) -> Self {
+        Self { metadata, series }
+    }
+
+    /// Validates and stores one batch; returns once every part is durable.
+    ///
+    /// Points are written before the run's metadata, so a failure in between leaves only data a retry of
+    /// the same batch rewrites to the same values.
+    pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestAck, Error> {
+        let now = Utc::now();
+        let valid = batch.validate(now.timestamp_millis())?;
+        let run = self.metadata.get_run(&valid.run_id).await?.ok_or_else(|| {
+            Error::not_found(format!("run `{}` not found; create it first", valid.run_id)).with_field("run_id")
+        })?;
+        self.series.write_points(&run.project, &run.id, &valid.points).await?;
+        self.metadata.update_run(&run.id, valid.update, now).await?;
+        Ok(IngestAck { accepted_points: valid.points.len() })
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end scenarios over real HTTP against an in-process all-in-one server (one test binary, one module
+//! per area).
+
+mod artifacts;
+mod bad_input;
+mod ingest;
+mod persistence;
+mod runs;
