@@ -9,7 +9,12 @@ use trackstack_config::{CliOverrides, Config, LogFormat};
 
 /// Trackstack: ML experiment tracking — runs, metrics, artifacts — served from one binary.
 #[derive(Parser)]
-#[command(name = "trackstack", version, about, long_about = None)]
+#[command(
+    name = "trackstack",
+    version,
+    about = "Trackstack: ML experiment tracking (runs, metrics, artifacts) served from one binary",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,8 +95,16 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().command {
         Command::Server(args) => run_server(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole context chain on one line, without a backtrace: these are messages for people.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -1,0 +1,82 @@
+//! The `trackstack` binary as a user runs it: help, start-up validation, serving, graceful shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn trackstack() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trackstack"));
+    // The developer's own environment must not leak into these checks.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRACKSTACK_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn help_documents_the_server_flags() {
+    let output = trackstack().args(["server", "--help"]).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for flag in ["--data-dir", "--bind", "--config", "--log-format", "TRACKSTACK_DATA_DIR"] {
+        assert!(text.contains(flag), "{flag} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn invalid_configuration_is_reported_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = trackstack()
+        .args(["server", "--bind", "nowhere", "--data-dir"])
+        .arg(dir.path())
+        .env("TRACKSTACK_LIMITS__MAX_BLOB_BYTES", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8(output.stderr).unwrap();
+    assert!(text.contains("server.bind = \"nowhere\""), "{text}");
+    assert!(text.contains("limits.max_blob_bytes"), "every problem is listed: {text}");
+    assert!(!text.contains("backtrace"), "{text}");
+}
+
+#[test]
+fn serves_then_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = trackstack()
+        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("Trackstack is listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let health: serde_json::Value =
+        runtime.block_on(async { reqwest::get(format!("{url}/api/v1/health")).await.unwrap().json().await.unwrap() });
+    assert_eq!(health["status"], "ok");
+    assert!(
+        dir.path().join("meta.db").exists()
+            && dir.path().join("series.db").exists()
+            && dir.path().join("blobs").is_dir()
+    );
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("the server did not stop within 10 s of SIGTERM");
+}
