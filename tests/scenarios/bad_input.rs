@@ -36,6 +36,8 @@ async fn malformed_and_mistyped_bodies_name_the_problem() {
         (json!({"run_id": "r1", "state": "paused"}), "state"),
         (json!({"run_id": "r1", "sumary": {}}), "sumary"),
         (json!({"run_id": "bad id"}), "run_id"),
+        (json!({"metrics": []}), "run_id"),
+        (json!({"run_id": "r1", "metrics": [{"key": "a", "value": 1}]}), "metrics[0].step"),
     ];
     for (body, field) in cases {
         let response = server.post_json("/api/v1/ingest", &body).await;
@@ -149,7 +151,8 @@ async fn bad_query_parameters_and_unknown_routes() {
         Some("start"),
     )
     .await;
-    expect_error(server.get("/api/v1/runs/r1/series").await, StatusCode::BAD_REQUEST, "invalid_argument", None).await;
+    expect_error(server.get("/api/v1/runs/r1/series").await, StatusCode::BAD_REQUEST, "invalid_argument", Some("key"))
+        .await;
     expect_error(server.get("/api/v1/runs/ghost/series?key=x").await, StatusCode::NOT_FOUND, "not_found", None).await;
     expect_error(server.get("/api/v1/nothing/here").await, StatusCode::NOT_FOUND, "not_found", None).await;
     let wrong_method = server.client.put(server.url("/api/v1/projects")).send().await.unwrap();

@@ -128,8 +128,27 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         serde_json::error::Category::Data => Error::new(ErrorCode::InvalidArgument, message),
         _ => Error::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {message}")),
     };
-    let has_field = error.code == ErrorCode::InvalidArgument && !matches!(path.as_str(), "" | "." | "?");
-    ApiError(if has_field { error.with_field(path) } else { error })
+    let field = if error.code == ErrorCode::InvalidArgument { field_path(&path, &error.message) } else { None };
+    ApiError(match field {
+        Some(field) => error.with_field(field),
+        None => error,
+    })
+}
+
+/// The field a deserialization error is about. serde reports a missing field at its parent's path and names
+/// it only in the message (`missing field `key``), so the two are joined here.
+fn field_path(path: &str, message: &str) -> Option<String> {
+    let parent = match path {
+        "" | "." | "?" => None,
+        path => Some(path),
+    };
+    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    match (parent, missing) {
+        (Some(parent), Some(child)) => Some(format!("{parent}.{child}")),
+        (None, Some(child)) => Some(child.to_owned()),
+        (Some(parent), None) => Some(parent.to_owned()),
+        (None, None) => None,
+    }
 }
 
 /// Query-string parameters, with bad values reported as `invalid_argument` naming the parameter.
@@ -143,8 +162,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         let deserializer = serde_urlencoded_deserializer(query);
         serde_path_to_error::deserialize(deserializer).map(Query).map_err(|e| {
             let path = e.path().to_string();
-            let error = Error::new(ErrorCode::InvalidArgument, format!("bad query parameter: {}", e.into_inner()));
-            ApiError(if path == "." { error } else { error.with_field(path) })
+            let message = e.into_inner().to_string();
+            let error = Error::new(ErrorCode::InvalidArgument, format!("bad query parameter: {message}"));
+            ApiError(match field_path(&path, &message) {
+                Some(field) => error.with_field(field),
+                None => error,
+            })
         })
     }
 }
@@ -218,6 +241,14 @@ mod tests {
     fn type_errors_name_the_field() {
         let err = parse_json::<Batch>(br#"{"metrics": [{"step": 1}, {"step": 1.5}]}"#).unwrap_err().0;
         assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidArgument, Some("metrics[1].step")));
+    }
+
+    #[test]
+    fn missing_fields_are_named_with_their_parent() {
+        let err = parse_json::<Batch>(br#"{"metrics": [{}]}"#).unwrap_err().0;
+        assert_eq!((err.code, err.field.as_deref()), (ErrorCode::InvalidArgument, Some("metrics[0].step")));
+        let err = parse_json::<Batch>(br#"{}"#).unwrap_err().0;
+        assert_eq!(err.field.as_deref(), Some("metrics"));
     }
 
     #[test]

@@ -32,7 +32,11 @@ def _get(name: str) -> str | None:
 
 
 def url(explicit: str | None = None) -> str:
-    return (explicit or _get(URL) or DEFAULT_URL).rstrip("/")
+    value = (explicit or _get(URL) or DEFAULT_URL).rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        source = "url" if explicit else URL
+        raise ValueError(f"{source} must start with http:// or https://, got {value!r}")
+    return value
 
 
 def api_key(explicit: str | None = None) -> str | None:

@@ -109,6 +109,10 @@ def copy_hashed(src: Path, dst_dir: Path) -> tuple[str, int]:
         raise
 
 
+class SpoolBusy(OSError):
+    """Another process holds the spool's lock."""
+
+
 @dataclass(frozen=True)
 class Entry:
     seq: int
@@ -137,12 +141,16 @@ class Spool:
 
     @classmethod
     def create(cls, path: Path, meta: dict[str, Any]) -> Spool:
-        """Opens (or creates) the spool at ``path``; an existing ``run.json`` is kept (a resumed run
-        appends to its earlier spool)."""
+        """Opens (or creates) the spool at ``path`` for writing and locks it; an existing
+        ``run.json`` is kept (a resumed run appends to its earlier spool).
+
+        Raises :class:`SpoolBusy` when another live process holds the spool.
+        """
         spool = cls(path)
         spool.batches.mkdir(parents=True, exist_ok=True)
         spool.blobs.mkdir(parents=True, exist_ok=True)
-        spool.lock()
+        if not spool.lock(blocking=False):
+            raise SpoolBusy(f"{path} is in use by another process")
         if not (spool.path / RUN_JSON).exists():
             spool.write_meta(meta)
         with contextlib.suppress(FileNotFoundError):
@@ -150,7 +158,8 @@ class Spool:
         return spool
 
     def read_meta(self) -> dict[str, Any]:
-        return json.loads((self.path / RUN_JSON).read_text("utf-8"))
+        meta: dict[str, Any] = json.loads((self.path / RUN_JSON).read_text("utf-8"))
+        return meta
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         _write_atomic(self.path / RUN_JSON, json.dumps(meta, indent=2, sort_keys=True).encode())
@@ -189,15 +198,21 @@ class Spool:
 
     def entries(self) -> list[Entry]:
         """Pending entries, oldest first."""
-        out = []
+        out: list[Entry] = []
         if not self.batches.is_dir():
             return out
         for p in self.batches.iterdir():
             parts = p.name.split(".")
-            if len(parts) == 4 and parts[0].isdigit() and parts[1] in KINDS and parts[2:] == [
-                "json",
-                "gz",
-            ]:
+            if (
+                len(parts) == 4
+                and parts[0].isdigit()
+                and parts[1] in KINDS
+                and parts[2:]
+                == [
+                    "json",
+                    "gz",
+                ]
+            ):
                 out.append(Entry(int(parts[0]), parts[1], p))
         out.sort(key=lambda e: e.seq)
         return out

@@ -76,11 +76,13 @@ class Uploader:
         run_id: str,
         policy: RetryPolicy,
         deadline: Callable[[], float | None] = lambda: None,
+        request_timeout: float | None = None,
     ) -> None:
         self.client = client
         self.run_id = run_id
         self.policy = policy
         self.deadline = deadline
+        self.timeout = request_timeout
 
     def _past_deadline(self) -> bool:
         d = self.deadline()
@@ -91,27 +93,38 @@ class Uploader:
 
     def create_run(self, project: str, payload: dict[str, Any]) -> Outcome:
         path = f"/projects/{_q(project)}/runs"
-        return self._send(lambda: self.client.request("POST", path, json_body=payload))
+        return self._send(
+            lambda: self.client.request("POST", path, json_body=payload, timeout=self.timeout)
+        )
 
     def get_run(self) -> Outcome:
-        return self._send(lambda: self.client.request("GET", f"/runs/{_q(self.run_id)}"))
+        path = f"/runs/{_q(self.run_id)}"
+        return self._send(lambda: self.client.request("GET", path, timeout=self.timeout))
 
     def ingest(self, body: bytes) -> Outcome:
         return self._send(
-            lambda: self.client.request("POST", "/ingest", raw_json=body, gzip_body=True)
+            lambda: self.client.request(
+                "POST", "/ingest", raw_json=body, gzip_body=True, timeout=self.timeout
+            )
         )
 
     def patch(self, body: bytes) -> Outcome:
         path = f"/runs/{_q(self.run_id)}"
-        return self._send(lambda: self.client.request("PATCH", path, raw_json=body))
+        return self._send(
+            lambda: self.client.request("PATCH", path, raw_json=body, timeout=self.timeout)
+        )
 
     def post_artifact(self, body: bytes) -> Outcome:
         path = f"/runs/{_q(self.run_id)}/artifacts"
-        return self._send(lambda: self.client.request("POST", path, raw_json=body))
+        return self._send(
+            lambda: self.client.request("POST", path, raw_json=body, timeout=self.timeout)
+        )
 
     def ensure_blob(self, digest: str, size: int, source: Path | None) -> Outcome:
         """Uploads a blob unless the server already has it."""
-        head = self._send(lambda: self.client.request("HEAD", f"/blobs/{digest}"))
+        head = self._send(
+            lambda: self.client.request("HEAD", f"/blobs/{digest}", timeout=self.timeout)
+        )
         if head.ok:
             return head
         if head.kind == TRANSIENT or head.response is None or head.response.status_code != 404:
@@ -144,7 +157,9 @@ class Uploader:
         except OSError as exc:
             return Outcome(PERMANENT, error=TrackstackError(f"cannot read {source}: {exc}"))
 
-    def upload_artifact(self, body: dict[str, Any], source: Callable[[str], Path | None]) -> Outcome:
+    def upload_artifact(
+        self, body: dict[str, Any], source: Callable[[str], Path | None]
+    ) -> Outcome:
         """Uploads the blobs an artifact manifest references, then posts the manifest."""
         seen: set[str] = set()
         for f in body["files"]:

@@ -103,7 +103,7 @@ def encode_float(v: float) -> float | str:
 
 
 def decode_float(v: Any) -> float | None:
-    """The inverse of :func:`encode_float` for values read from the API (``None`` stays ``None``)."""
+    """The inverse of :func:`encode_float` for values read from the API; ``None`` stays."""
     if v is None:
         return None
     if isinstance(v, str):
@@ -141,9 +141,9 @@ def to_step(step: Any) -> int:
 def to_json_value(value: Any, path: str, problems: list[str]) -> Any:
     """A deep copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts.
 
-    numpy scalars and arrays become Python numbers and lists, tuples and sets become lists, non-finite
-    floats become the API's strings and other objects become ``str(obj)``; each lossy conversion
-    appends a message to ``problems``.
+    numpy scalars and arrays become Python numbers and lists, tuples and sets become lists,
+    non-finite floats become the API's strings and other objects become ``str(obj)``; each lossy
+    conversion appends a message to ``problems``.
     """
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -154,7 +154,9 @@ def to_json_value(value: Any, path: str, problems: list[str]) -> Any:
     if isinstance(value, Mapping):
         return {str(k): to_json_value(v, f"{path}.{k}", problems) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        items: Iterable[Any] = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        items: Iterable[Any] = (
+            sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        )
         return [to_json_value(v, f"{path}[{i}]", problems) for i, v in enumerate(items)]
     tolist = getattr(value, "tolist", None)
     if callable(tolist):  # numpy scalars and arrays
@@ -184,10 +186,10 @@ def check_name(what: str, value: Any, max_chars: int = NAME_MAX_CHARS) -> str:
 
 
 def check_project(value: Any) -> str:
-    check_name("project name", value)
-    if value.startswith((".", "-")):
-        raise ValueError(f"project name {value!r} must not start with '.' or '-'")
-    return value
+    name = check_name("project name", value)
+    if name.startswith((".", "-")):
+        raise ValueError(f"project name {name!r} must not start with '.' or '-'")
+    return name
 
 
 def check_text(what: str, value: Any, max_bytes: int = TEXT_MAX_BYTES) -> str | None:

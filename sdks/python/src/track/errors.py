@@ -1,8 +1,8 @@
 """Exceptions raised by the SDK.
 
-Server errors (``{"error": {"code", "message", "field"}}``, see docs/api.md) become the subclass of
-:class:`TrackstackError` registered for their ``code``; the ``code``, ``message``, ``field`` and HTTP
-``status`` stay available as attributes.
+Server errors (``{"error": {"code", "message", "field"}}``, see docs/api.md) become the subclass
+of :class:`TrackstackError` registered for their ``code``; the ``code``, ``message``, ``field`` and
+HTTP ``status`` stay available as attributes.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class TrackstackError(Exception):
 
 
 class UsageError(TrackstackError, RuntimeError):
-    """The SDK was called in a way it does not support (e.g. ``track.log`` before ``track.init``)."""
+    """The SDK was used in an unsupported way (e.g. ``track.log`` before ``track.init``)."""
 
 
 class TrackstackConnectionError(TrackstackError, ConnectionError):
@@ -91,7 +91,7 @@ class InternalError(TrackstackError):
 
 
 _BY_CODE: dict[str, type[TrackstackError]] = {
-    cls.code: cls  # type: ignore[misc]
+    str(cls.code): cls
     for cls in (
         InvalidArgumentError,
         MalformedRequestError,
@@ -119,7 +119,7 @@ _BY_STATUS: dict[int, str] = {
 
 
 def from_response(status: int, body: Any) -> TrackstackError:
-    """Builds the exception for a non-2xx response whose body was parsed as ``body`` (or ``None``)."""
+    """The exception for a non-2xx response whose parsed body is ``body`` (or ``None``)."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         code = error["code"]

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import track
+
+from fakeserver import FakeServer
+from server_fixture import ServerProcess, require_binary
+
+ENV_VARS = ("TRACKSTACK_URL", "TRACKSTACK_MODE", "TRACKSTACK_DIR", "TRACKSTACK_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's TRACKSTACK_* settings or leaves a current run behind."""
+    for name in (*ENV_VARS, "TRACKSTACK_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRACKSTACK_DIR", str(tmp_path / "spool"))
+    yield
+    if track.run is not None:
+        track.run.finish(timeout=5)
+
+
+@pytest.fixture
+def fake() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def settings() -> track.Settings:
+    """Short timings so that retry and spool paths run in milliseconds."""
+    return track.Settings(
+        flush_interval=0.02,
+        retry_budget=0.2,
+        replay_interval=0.05,
+        spool_flush_interval=0.02,
+        finish_timeout=10,
+        init_timeout=0.5,
+    )
+
+
+@pytest.fixture
+def spool_root(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server shared by the end-to-end tests that do not restart it."""
+    binary = require_binary()
+    proc = ServerProcess(binary, tmp_path_factory.mktemp("server") / "data")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server for one test, not started yet: tests start, stop and restart it."""
+    binary = require_binary()
+    proc = ServerProcess(binary, tmp_path / "server-data")
+    yield proc
+    proc.stop()

@@ -1,0 +1,130 @@
+"""Runs the real ``trackstack`` server binary for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+START_TIMEOUT = 20.0
+
+
+def find_binary() -> Path | None:
+    """``$TRACKSTACK_BIN``, else ``$CARGO_TARGET_DIR/debug/trackstack``, else ``<repo>/target``."""
+    candidates = []
+    if os.environ.get("TRACKSTACK_BIN"):
+        candidates.append(Path(os.environ["TRACKSTACK_BIN"]))
+    if os.environ.get("CARGO_TARGET_DIR"):
+        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]) / "debug" / "trackstack")
+    candidates.append(REPO / "target" / "debug" / "trackstack")
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def require_binary() -> Path:
+    binary = find_binary()
+    if binary is None:
+        reason = (
+            "trackstack server binary not found: set TRACKSTACK_BIN, or build it with "
+            "`cargo build -p trackstack-server` (looked in $CARGO_TARGET_DIR/debug and "
+            f"{REPO / 'target' / 'debug'})"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """One server on a fixed port and data dir; ``stop()`` and ``start()`` restart it in place."""
+
+    def __init__(self, binary: Path, data_dir: Path, port: int | None = None) -> None:
+        self.binary = binary
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _env(self) -> dict[str, str]:
+        # The server reads TRACKSTACK_* as configuration; keep the test's settings out of it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKSTACK_")}
+        env.setdefault("RUST_LOG", "info")
+        return env
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        cmd = [
+            str(self.binary),
+            "server",
+            "--data-dir",
+            str(self.data_dir),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env())
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail(
+                    f"trackstack server exited with {self.proc.returncode}:\n{self.output()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(
+                    f"trackstack server did not answer /api/v1/health within {START_TIMEOUT}s:\n"
+                    f"{self.output()}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM), then SIGKILL if it hangs."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """Abrupt stop, like a crash or ``kill -9``."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def output(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return "(no server output)"
