@@ -10,5 +10,5 @@ pub mod openapi;
 mod routes;
 pub mod state;
 
-pub use routes::router;
+pub use routes::{health_router, router, upload_router};
 pub use state::{ApiLimits, ApiState};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
-use trackstack_config::{CliOverrides, Config, LogFormat};
+use trackstack_config::{CliOverrides, Config, LogFormat, Role};
 
 /// Trackstack: ML experiment tracking — runs, metrics, artifacts — served from one binary.
 #[derive(Parser)]
@@ -44,6 +44,10 @@ struct ServerArgs {
     /// Log format: text or json [default: text]
     #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
+    /// Run only this role (ingest, api, processor); repeat for several [default: all three]. Split roles need
+    /// shared storage: postgres://, clickhouse:// and s3://
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<Role>,
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -79,14 +83,16 @@ async fn shutdown_signal() {
 }
 
 async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    let overrides = CliOverrides { data_dir: args.data_dir, bind: args.bind, log_format: args.log_format };
+    let overrides =
+        CliOverrides { data_dir: args.data_dir, bind: args.bind, log_format: args.log_format, roles: args.roles };
     let config = Config::load(args.config.as_deref(), &overrides)?;
     init_logging(&config);
     let listener = tokio::net::TcpListener::bind(config.bind_addr())
         .await
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, data_dir = %config.data_dir.display(), "trackstack server starting");
+    let roles: Vec<&str> = config.server.roles.iter().map(|role| role.as_str()).collect();
+    tracing::info!(%address, data_dir = %config.data_dir.display(), ?roles, "trackstack server starting");
     // One plain line on stdout, once the port is bound, for people and for scripts that wait on it.
     println!("Trackstack is listening on http://{address}");
     trackstack_server::serve(config, listener, shutdown_signal()).await?;

@@ -10,20 +10,33 @@ use tokio::net::TcpListener;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 use trackstack_api::{ApiLimits, ApiState};
-use trackstack_config::Config;
+use trackstack_config::{Config, Role};
 use trackstack_ingest::IngestService;
+use trackstack_processor::{Processor, ProcessorSettings};
 use trackstack_server_kit::{method_not_allowed, route_not_found, uniform_errors, JsonBodyLimit};
 use trackstack_store::Stores;
 
-/// The whole HTTP surface of an all-in-one server.
+/// The HTTP surface of a process running `config.server.roles`.
+///
+/// The api role serves the whole REST API, ingest included, so one URL is enough for a client; an ingest-only
+/// process serves the write path (ingest and blob uploads) for deployments that scale it separately; a
+/// processor-only process serves health.
 pub fn router(config: &Config, stores: Stores) -> Router {
+    let roles = &config.server.roles;
     let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone());
     let api_state = ApiState { stores, limits: ApiLimits { max_blob_bytes: config.limits.max_blob_bytes } };
     let json_limit = usize::try_from(config.limits.max_json_body_bytes).unwrap_or(usize::MAX);
-    Router::new()
-        .route("/", get(index))
-        .merge(trackstack_api::router(api_state))
-        .merge(trackstack_ingest::http::router(ingest))
+    let routes = if roles.contains(&Role::Api) {
+        Router::new()
+            .route("/", get(index))
+            .merge(trackstack_api::router(api_state))
+            .merge(trackstack_ingest::http::router(ingest))
+    } else if roles.contains(&Role::Ingest) {
+        trackstack_api::upload_router(api_state).merge(trackstack_ingest::http::router(ingest))
+    } else {
+        trackstack_api::health_router()
+    };
+    routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(JsonBodyLimit(json_limit)))
@@ -43,7 +56,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stores = crate::stores::open_stores(&config)?;
+    let processor = config.server.roles.contains(&Role::Processor).then(|| {
+        let settings = ProcessorSettings {
+            interval: Duration::from_secs(config.processor.interval_secs),
+            crash_after: Duration::from_secs(config.processor.crash_after_secs),
+        };
+        Processor::new(stores.metadata.clone(), settings)
+    });
     let app = router(&config, stores);
+    // The processor stops when the server does: its jobs are idempotent, so an interrupted pass is simply redone.
+    let (stop_processor, processor_stopped) = tokio::sync::oneshot::channel::<()>();
+    let processor_task = processor.map(|p| {
+        tokio::spawn(p.run(async move {
+            let _ = processor_stopped.await;
+        }))
+    });
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -58,9 +85,54 @@ pub async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
-        result = graceful => result?,
-        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time"),
+    let served = tokio::select! {
+        result = graceful => result.map_err(anyhow::Error::from),
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+            Ok(())
+        }
+    };
+    let _ = stop_processor.send(());
+    if let Some(task) = processor_task {
+        let _ = task.await;
     }
-    Ok(())
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn status(app: &Router, method: Method, path: &str) -> StatusCode {
+        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        app.clone().oneshot(request).await.unwrap().status()
+    }
+
+    fn app_for(roles: &[Role], dir: &std::path::Path) -> Router {
+        let mut config = Config { data_dir: dir.to_owned(), ..Config::default() };
+        config.server.roles = roles.to_vec();
+        router(&config, crate::stores::open_stores(&config).unwrap())
+    }
+
+    #[tokio::test]
+    async fn each_role_serves_its_own_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ingest_only = app_for(&[Role::Ingest], dir.path());
+        assert_eq!(status(&ingest_only, Method::GET, "/api/v1/health").await, StatusCode::OK);
+        // Routed (an empty body is a client error, not a missing route).
+        assert_eq!(status(&ingest_only, Method::POST, "/api/v1/ingest").await, StatusCode::BAD_REQUEST);
+        assert_eq!(status(&ingest_only, Method::GET, "/api/v1/projects").await, StatusCode::NOT_FOUND);
+
+        let processor_only = app_for(&[Role::Processor], dir.path());
+        assert_eq!(status(&processor_only, Method::GET, "/api/v1/health").await, StatusCode::OK);
+        assert_eq!(status(&processor_only, Method::POST, "/api/v1/ingest").await, StatusCode::NOT_FOUND);
+
+        let api_only = app_for(&[Role::Api], dir.path());
+        assert_eq!(status(&api_only, Method::GET, "/api/v1/projects").await, StatusCode::OK);
+        assert_eq!(status(&api_only, Method::POST, "/api/v1/ingest").await, StatusCode::BAD_REQUEST);
+    }
 }

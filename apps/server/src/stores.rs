@@ -16,23 +16,28 @@ pub fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let blobs_uri = config.blobs_uri();
     let metadata = match metadata_uri.scheme.as_str() {
         "sqlite" => SqliteMetadataStore::open(Path::new(&metadata_uri.location))
-            .with_context(|| format!("cannot open metadata store {metadata_uri}"))?,
+            .with_context(|| format!("cannot open metadata store {}", metadata_uri.redacted()))?,
         _ => bail!(unsupported(&metadata_uri)),
     };
     let series = match series_uri.scheme.as_str() {
         "sqlite" => SqliteSeriesStore::open(Path::new(&series_uri.location))
-            .with_context(|| format!("cannot open series store {series_uri}"))?,
+            .with_context(|| format!("cannot open series store {}", series_uri.redacted()))?,
         _ => bail!(unsupported(&series_uri)),
     };
     let blobs = match blobs_uri.scheme.as_str() {
         "file" => FileBlobStore::open(Path::new(&blobs_uri.location))
-            .with_context(|| format!("cannot open blob store {blobs_uri}"))?,
+            .with_context(|| format!("cannot open blob store {}", blobs_uri.redacted()))?,
         _ => bail!(unsupported(&blobs_uri)),
     };
-    tracing::info!(metadata = %metadata_uri, series = %series_uri, blobs = %blobs_uri, "storage opened");
+    tracing::info!(
+        metadata = %metadata_uri.redacted(),
+        series = %series_uri.redacted(),
+        blobs = %blobs_uri.redacted(),
+        "storage opened"
+    );
     Ok(Stores { metadata: Arc::new(metadata), series: Arc::new(series), blobs: Arc::new(blobs) })
 }
 
 fn unsupported(uri: &StorageUri) -> String {
-    format!("no backend for {uri} in this build")
+    format!("no backend for {} in this build", uri.redacted())
 }

@@ -24,7 +24,24 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
+    pub processor: ProcessorConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorConfig {
+    /// Seconds between passes of the background jobs.
+    pub interval_secs: u64,
+    /// A running run whose last heartbeat is older than this is marked crashed. The SDK heartbeats at least
+    /// every 30 s while a run is open.
+    pub crash_after_secs: u64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self { interval_secs: 30, crash_after_secs: 300 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,18 +51,128 @@ pub struct ServerConfig {
     pub bind: String,
     /// Seconds in-flight requests get to finish after a shutdown signal.
     pub shutdown_grace_secs: u64,
+    /// The roles this process runs; all three by default (the all-in-one shape).
+    pub roles: Vec<Role>,
 }
 
-/// Backend URIs. Empty means the embedded default under `data_dir`.
+/// A role of the server process. In the cluster shape each runs as its own, independently scaled process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The write path: `POST /api/v1/ingest` and blob uploads.
+    Ingest,
+    /// The REST API (reads and metadata writes).
+    Api,
+    /// Background jobs: crash detection (and, later, rollups, retention, compaction).
+    Processor,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Ingest, Role::Api, Role::Processor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Api => "api",
+            Role::Processor => "processor",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| format!("`{s}` is not a role; expected ingest, api or processor"))
+    }
+}
+
+/// Backend URIs and backend settings. An empty URI means the embedded default under `data_dir`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `sqlite://PATH`; default `sqlite://{data_dir}/meta.db`.
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`; default `sqlite://{data_dir}/meta.db`.
     pub metadata: Option<String>,
-    /// `sqlite://PATH`; default `sqlite://{data_dir}/series.db`.
+    /// `sqlite://PATH` or `clickhouse://[USER:PASSWORD@]HOST:PORT/DB` (HTTP interface; `clickhouses://` for
+    /// TLS); default `sqlite://{data_dir}/series.db`.
     pub series: Option<String>,
-    /// `file://PATH`; default `file://{data_dir}/blobs`.
+    /// `file://PATH` or `s3://BUCKET/PREFIX`; default `file://{data_dir}/blobs`.
     pub blobs: Option<String>,
+    pub postgres: PostgresConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Connections in this process's pool.
+    pub max_connections: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self { max_connections: 16 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// Cluster name for `ON CLUSTER` DDL; empty for a single server.
+    pub cluster: Option<String>,
+    /// Use Replicated* engines and a Distributed table over them (needs `cluster`).
+    pub replicated: bool,
+    /// The ingest role flushes buffered points when this many are pending …
+    pub insert_batch_max_rows: usize,
+    /// … or when the oldest has waited this long.
+    pub insert_batch_max_age_ms: u64,
+    /// Let ClickHouse buffer inserts server-side (`async_insert=1, wait_for_async_insert=1`).
+    pub async_insert: bool,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            cluster: None,
+            replicated: false,
+            insert_batch_max_rows: 100_000,
+            insert_batch_max_age_ms: 50,
+            async_insert: false,
+        }
+    }
+}
+
+/// S3-compatible object storage (AWS S3, MinIO, Garage). Credentials come from here or, when empty, from the
+/// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:9000` for MinIO; empty for AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Path-style URLs (`endpoint/bucket/key`), which MinIO and Garage need.
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow `http://` endpoints.
+    pub allow_http: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            path_style: true,
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +208,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             limits: LimitsConfig::default(),
+            processor: ProcessorConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -88,7 +216,7 @@ impl Default for Config {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:3000".to_owned(), shutdown_grace_secs: 30 }
+        Self { bind: "127.0.0.1:3000".to_owned(), shutdown_grace_secs: 30, roles: Role::ALL.to_vec() }
     }
 }
 
@@ -118,10 +246,13 @@ pub struct CliOverrides {
     pub bind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// Empty leaves the configured roles in place.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
 }
 
 /// The top-level keys an environment variable may name; anything else with the prefix is not ours.
-const ENV_KEYS: &[&str] = &["version", "data_dir", "server", "storage", "limits", "log"];
+const ENV_KEYS: &[&str] = &["version", "data_dir", "server", "storage", "limits", "processor", "log"];
 pub const ENV_PREFIX: &str = "TRACKSTACK_";
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +294,9 @@ impl Config {
         if let Some(format) = cli.log_format {
             flags = flags.merge(Serialized::default("log.format", format));
         }
+        if !cli.roles.is_empty() {
+            flags = flags.merge(Serialized::default("server.roles", &cli.roles));
+        }
         let config: Config = figment.merge(flags).extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
         config.validate()?;
         Ok(config)
@@ -181,16 +315,50 @@ impl Config {
             problems.push(format!("server.bind = {:?} is not an address like 127.0.0.1:3000 ({e})", self.server.bind));
         }
         let uris = [
-            ("storage.metadata", &self.storage.metadata, &["sqlite"][..]),
-            ("storage.series", &self.storage.series, &["sqlite"][..]),
-            ("storage.blobs", &self.storage.blobs, &["file"][..]),
+            ("storage.metadata", &self.storage.metadata, METADATA_SCHEMES),
+            ("storage.series", &self.storage.series, SERIES_SCHEMES),
+            ("storage.blobs", &self.storage.blobs, BLOB_SCHEMES),
         ];
         for (key, uri, schemes) in uris {
             if let Some(uri) = uri {
                 if let Err(problem) = StorageUri::parse(uri).and_then(|u| u.expect_scheme(schemes)) {
-                    problems.push(format!("{key} = {uri:?}: {problem}"));
+                    problems.push(format!("{key} = {}: {problem}", redact(uri)));
                 }
             }
+        }
+        if self.server.roles.is_empty() {
+            problems.push("server.roles is empty; give at least one of ingest, api, processor".to_owned());
+        }
+        let all_roles = Role::ALL.iter().all(|role| self.server.roles.contains(role));
+        if !all_roles && problems.is_empty() {
+            let embedded: Vec<String> = [self.metadata_uri(), self.series_uri(), self.blobs_uri()]
+                .into_iter()
+                .filter(StorageUri::is_embedded)
+                .map(|uri| uri.to_string())
+                .collect();
+            if !embedded.is_empty() {
+                problems.push(format!(
+                    "server.roles = {:?} splits the roles across processes, but embedded storage ({}) lives inside one \
+                     process; run all roles together (omit --role), or use postgres://, clickhouse:// and s3:// storage",
+                    self.server.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                    embedded.join(", ")
+                ));
+            }
+        }
+        if self.storage.clickhouse.replicated && self.storage.clickhouse.cluster.is_none() {
+            problems.push("storage.clickhouse.replicated needs storage.clickhouse.cluster".to_owned());
+        }
+        if self.storage.clickhouse.insert_batch_max_rows == 0 {
+            problems.push("storage.clickhouse.insert_batch_max_rows must be positive".to_owned());
+        }
+        if self.processor.interval_secs == 0 {
+            problems.push("processor.interval_secs must be positive".to_owned());
+        }
+        if self.processor.crash_after_secs < 60 {
+            problems.push("processor.crash_after_secs must be at least 60 (the SDK heartbeats every 30 s)".to_owned());
+        }
+        if self.storage.postgres.max_connections == 0 {
+            problems.push("storage.postgres.max_connections must be positive".to_owned());
         }
         if self.limits.max_json_body_bytes < 1024 {
             problems.push("limits.max_json_body_bytes must be at least 1024".to_owned());
@@ -232,6 +400,20 @@ impl Config {
     }
 }
 
+const METADATA_SCHEMES: &[&str] = &["sqlite", "postgres", "postgresql"];
+const SERIES_SCHEMES: &[&str] = &["sqlite", "clickhouse", "clickhouses"];
+const BLOB_SCHEMES: &[&str] = &["file", "s3"];
+
+/// Hides a password in a URI (`postgres://u:secret@h` → `postgres://u:***@h`) for messages and logs.
+pub fn redact(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else { return uri.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return uri.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => uri.to_owned(),
+    }
+}
+
 /// A backend URI split into scheme and the rest (a path for embedded backends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageUri {
@@ -246,6 +428,16 @@ impl StorageUri {
             return Err("the location after :// is empty".to_owned());
         }
         Ok(Self { scheme: scheme.to_ascii_lowercase(), location: location.to_owned() })
+    }
+
+    /// Whether the backend keeps its data inside this process's data directory.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.scheme.as_str(), "sqlite" | "file")
+    }
+
+    /// The URI as given, with any password hidden.
+    pub fn redacted(&self) -> String {
+        redact(&self.to_string())
     }
 
     fn expect_scheme(self, schemes: &[&str]) -> Result<Self, String> {
@@ -318,6 +510,26 @@ mod tests {
             assert!(err.contains("version = 2"), "{err}");
             assert!(err.contains("server.bind"), "{err}");
             assert!(err.contains("unsupported scheme `gopher`"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn split_roles_need_shared_storage() {
+        Jail::expect_with(|_| {
+            let cli = CliOverrides { roles: vec![Role::Ingest], ..Default::default() };
+            let err = Config::load(None, &cli).unwrap_err().to_string();
+            assert!(err.contains("embedded storage"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("TRACKSTACK_STORAGE__METADATA", "postgres://trackstack:secret@db:5432/trackstack");
+            jail.set_env("TRACKSTACK_STORAGE__SERIES", "clickhouse://ch:8123/trackstack");
+            jail.set_env("TRACKSTACK_STORAGE__BLOBS", "s3://artifacts/trackstack");
+            jail.set_env("TRACKSTACK_SERVER__ROLES", "[ingest, api]");
+            let config = Config::load(None, &CliOverrides::default()).unwrap();
+            assert_eq!(config.server.roles, [Role::Ingest, Role::Api]);
+            assert_eq!(config.metadata_uri().redacted(), "postgres://trackstack:***@db:5432/trackstack");
             Ok(())
         });
     }

@@ -476,6 +476,23 @@ impl MetadataStore for SqliteMetadataStore {
             .await
     }
 
+    async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        self.db
+            .write(move |tx| {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE runs SET state = 'crashed', ended_at = ?2
+                         WHERE state = 'running' AND heartbeat_at < ?1 RETURNING id",
+                    )
+                    .backend()?;
+                let ids = stmt.query_map(params![millis(heartbeat_before), millis(now)], |r| r.get(0)).backend()?;
+                let mut ids: Vec<String> = ids.collect::<Result<_, _>>().backend()?;
+                ids.sort();
+                Ok(ids)
+            })
+            .await
+    }
+
     async fn log_artifact(&self, artifact: NewArtifactVersion, now: DateTime<Utc>) -> StoreResult<ArtifactLogOutcome> {
         self.db
             .write(move |tx| {

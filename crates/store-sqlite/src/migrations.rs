@@ -8,9 +8,10 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const METADATA: &[Migration] = &[Migration {
-    name: "0001_initial",
-    sql: r#"
+pub(crate) const METADATA: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: r#"
         CREATE TABLE projects (
             name        TEXT PRIMARY KEY,
             description TEXT NOT NULL,
@@ -86,7 +87,12 @@ pub(crate) const METADATA: &[Migration] = &[Migration {
             PRIMARY KEY (run_id, project, name, version)
         ) WITHOUT ROWID;
     "#,
-}];
+    },
+    Migration {
+        name: "0002_crash_detection_index",
+        sql: "CREATE INDEX runs_by_state_heartbeat ON runs (state, heartbeat_at);",
+    },
+];
 
 pub(crate) const SERIES: &[Migration] = &[Migration {
     name: "0001_initial",

@@ -42,6 +42,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes the run and its artifact links; returns whether it existed.
     async fn delete_run(&self, id: &str) -> StoreResult<bool>;
     async fn list_runs(&self, query: &RunListQuery) -> StoreResult<RunPage>;
+    /// Marks every `running` run whose heartbeat is older than `heartbeat_before` as `crashed` (setting
+    /// `ended_at` to `now`) and returns their ids. Idempotent, so two processors may run it at once.
+    async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
 
     /// Logs an artifact version for a run, reusing the newest version when its digest is equal, and points
     /// the given aliases at the result.

@@ -12,7 +12,7 @@ use axum::Router;
 
 use crate::ApiState;
 
-/// Every REST v1 route except ingest (which the ingest role serves).
+/// Every REST v1 route except ingest (served by `trackstack_ingest::http`).
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health::health))
@@ -34,4 +34,18 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/blobs/{digest}", get(blobs::download_blob).head(blobs::blob_exists).put(blobs::upload_blob))
         .with_state(state)
+}
+
+/// The routes an ingest-only process serves beside ingest itself: health and blob uploads (the write half of
+/// artifact logging), so heavy uploads scale with the write path.
+pub fn upload_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health::health))
+        .route("/api/v1/blobs/{digest}", axum::routing::head(blobs::blob_exists).put(blobs::upload_blob))
+        .with_state(state)
+}
+
+/// The routes a processor-only process serves: health.
+pub fn health_router() -> Router {
+    Router::new().route("/api/v1/health", get(health::health))
 }

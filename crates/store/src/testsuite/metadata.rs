@@ -280,3 +280,20 @@ pub async fn artifact_versions_are_numbered_and_deduplicated(store: &dyn Metadat
     let latest = store.list_project_artifacts("p").await.unwrap();
     assert_eq!((latest.len(), latest[0].version.as_str()), (1, "v1"));
 }
+
+pub async fn silent_running_runs_are_marked_crashed(store: &dyn MetadataStore) {
+    create(store, new_run("quiet", "p"), 0).await;
+    create(store, new_run("alive", "p"), 0).await;
+    create(store, new_run("done", "p"), 0).await;
+    store.update_run("alive", RunUpdate { heartbeat: true, ..Default::default() }, at(1_000)).await.unwrap();
+    store
+        .update_run("done", RunUpdate { state: Some(RunState::Finished), ..Default::default() }, at(10))
+        .await
+        .unwrap();
+    let crashed = store.mark_crashed_runs(at(500), at(2_000)).await.unwrap();
+    assert_eq!(crashed, ["quiet"]);
+    let quiet = store.get_run("quiet").await.unwrap().unwrap();
+    assert_eq!((quiet.state, quiet.ended_at), (RunState::Crashed, Some(at(2_000))));
+    assert!(store.mark_crashed_runs(at(500), at(3_000)).await.unwrap().is_empty(), "a second pass finds nothing");
+    assert_eq!(store.get_run("alive").await.unwrap().unwrap().state, RunState::Running);
+}
