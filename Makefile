@@ -27,31 +27,33 @@ build: ## Build the trackstack binary (release)
 
 venv: $(VENV)/.installed ## Create .venv with the Python SDK (editable) and its dev tools
 
-$(VENV)/.installed: sdks/python/pyproject.toml
+$(VENV)/.installed: sdks/python/pyproject.toml tests/support/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e 'sdks/python[dev]'
+	$(VENV)/bin/pip install --quiet -e 'sdks/python[dev]' -r tests/support/requirements.txt
 	touch $@
 
-test: lint test-rust test-python ## Run every suite (lint, Rust, Python SDK end to end)
+test: lint ## Run every suite (lint; Rust and Python tests with Postgres and ClickHouse started for them)
+	tests/support/with-services $(MAKE) --no-print-directory test-rust test-python
 
-test-rust: ## Rust unit, conformance and HTTP integration tests
+test-rust: ## Rust unit, conformance and HTTP tests (external suites need tests/support/with-services)
 	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-tests=fail; \
 	else cargo test --workspace --locked; fi
 
-test-python: venv ## Python SDK tests against the real server binary
+test-python: venv ## Python SDK tests against the real server binary, and the test-support tests
 	cargo build --locked -p trackstack-server
 	TRACKSTACK_BIN=$(SERVER_DEBUG) $(VENV)/bin/pytest -q sdks/python/tests
+	$(VENV)/bin/pytest -q tests/support
 
 lint: venv ## rustfmt, clippy -D warnings, ruff
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	$(VENV)/bin/ruff check sdks/python
-	$(VENV)/bin/ruff format --check sdks/python
+	$(VENV)/bin/ruff check sdks/python tests/support
+	$(VENV)/bin/ruff format --check sdks/python tests/support
 
 fmt: venv ## Format Rust and Python code
 	cargo fmt --all
-	$(VENV)/bin/ruff format sdks/python
+	$(VENV)/bin/ruff format sdks/python tests/support
 
 clean: ## Remove build outputs and the virtual environment
 	cargo clean

@@ -28,6 +28,19 @@ enum Command {
     /// --config, TRACKSTACK_* environment variables (TRACKSTACK_DATA_DIR, TRACKSTACK_SERVER__BIND,
     /// TRACKSTACK_LOG__FORMAT, …; `__` separates section and key), then these flags. See docs/configuration.md.
     Server(ServerArgs),
+    /// Create or upgrade the storage schemas named by the configuration, then exit. The server also does this
+    /// at start-up (safely when several processes start at once); this is for deploy pipelines.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// Directory for embedded storage [default: $TRACKSTACK_DATA_DIR, else the platform data dir]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML configuration file
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -100,10 +113,20 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let overrides = CliOverrides { data_dir: args.data_dir, ..Default::default() };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    init_logging(&config);
+    trackstack_server::stores::open_stores(&config).await?;
+    println!("storage schemas are up to date");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Server(args) => run_server(args).await,
+        Command::Migrate(args) => run_migrate(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -55,7 +55,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let stores = crate::stores::open_stores(&config)?;
+    let stores = crate::stores::open_stores(&config).await?;
     let processor = config.server.roles.contains(&Role::Processor).then(|| {
         let settings = ProcessorSettings {
             interval: Duration::from_secs(config.processor.interval_secs),
@@ -112,26 +112,26 @@ mod tests {
         app.clone().oneshot(request).await.unwrap().status()
     }
 
-    fn app_for(roles: &[Role], dir: &std::path::Path) -> Router {
+    async fn app_for(roles: &[Role], dir: &std::path::Path) -> Router {
         let mut config = Config { data_dir: dir.to_owned(), ..Config::default() };
         config.server.roles = roles.to_vec();
-        router(&config, crate::stores::open_stores(&config).unwrap())
+        router(&config, crate::stores::open_stores(&config).await.unwrap())
     }
 
     #[tokio::test]
     async fn each_role_serves_its_own_routes() {
         let dir = tempfile::tempdir().unwrap();
-        let ingest_only = app_for(&[Role::Ingest], dir.path());
+        let ingest_only = app_for(&[Role::Ingest], dir.path()).await;
         assert_eq!(status(&ingest_only, Method::GET, "/api/v1/health").await, StatusCode::OK);
         // Routed (an empty body is a client error, not a missing route).
         assert_eq!(status(&ingest_only, Method::POST, "/api/v1/ingest").await, StatusCode::BAD_REQUEST);
         assert_eq!(status(&ingest_only, Method::GET, "/api/v1/projects").await, StatusCode::NOT_FOUND);
 
-        let processor_only = app_for(&[Role::Processor], dir.path());
+        let processor_only = app_for(&[Role::Processor], dir.path()).await;
         assert_eq!(status(&processor_only, Method::GET, "/api/v1/health").await, StatusCode::OK);
         assert_eq!(status(&processor_only, Method::POST, "/api/v1/ingest").await, StatusCode::NOT_FOUND);
 
-        let api_only = app_for(&[Role::Api], dir.path());
+        let api_only = app_for(&[Role::Api], dir.path()).await;
         assert_eq!(status(&api_only, Method::GET, "/api/v1/projects").await, StatusCode::OK);
         assert_eq!(status(&api_only, Method::POST, "/api/v1/ingest").await, StatusCode::BAD_REQUEST);
     }

@@ -5,18 +5,27 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use trackstack_config::{Config, StorageUri};
+use trackstack_store::MetadataStore;
 use trackstack_store::Stores;
 use trackstack_store_blob::FileBlobStore;
+use trackstack_store_postgres::PostgresMetadataStore;
 use trackstack_store_sqlite::{SqliteMetadataStore, SqliteSeriesStore};
 
-/// Opens every store the configuration names.
-pub fn open_stores(config: &Config) -> anyhow::Result<Stores> {
+/// Opens every store the configuration names, migrating schemas as needed.
+pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let metadata_uri = config.metadata_uri();
     let series_uri = config.series_uri();
     let blobs_uri = config.blobs_uri();
-    let metadata = match metadata_uri.scheme.as_str() {
-        "sqlite" => SqliteMetadataStore::open(Path::new(&metadata_uri.location))
-            .with_context(|| format!("cannot open metadata store {}", metadata_uri.redacted()))?,
+    let metadata_context = || format!("cannot open metadata store {}", metadata_uri.redacted());
+    let metadata: Arc<dyn MetadataStore> = match metadata_uri.scheme.as_str() {
+        "sqlite" => {
+            Arc::new(SqliteMetadataStore::open(Path::new(&metadata_uri.location)).with_context(metadata_context)?)
+        }
+        "postgres" | "postgresql" => Arc::new(
+            PostgresMetadataStore::connect(&metadata_uri.to_string(), config.storage.postgres.max_connections)
+                .await
+                .with_context(metadata_context)?,
+        ),
         _ => bail!(unsupported(&metadata_uri)),
     };
     let series = match series_uri.scheme.as_str() {
@@ -35,7 +44,7 @@ pub fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         blobs = %blobs_uri.redacted(),
         "storage opened"
     );
-    Ok(Stores { metadata: Arc::new(metadata), series: Arc::new(series), blobs: Arc::new(blobs) })
+    Ok(Stores { metadata, series: Arc::new(series), blobs: Arc::new(blobs) })
 }
 
 fn unsupported(uri: &StorageUri) -> String {

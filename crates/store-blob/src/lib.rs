@@ -123,7 +123,7 @@ mod conformance {
     trackstack_store::blob_store_conformance!(async {
         let dir = tempfile::tempdir().unwrap();
         let store = FileBlobStore::open(dir.path()).unwrap();
-        (Box::new(store), dir)
+        Some((Box::new(store), dir))
     });
 
     #[tokio::test]

@@ -584,6 +584,6 @@ mod conformance {
     trackstack_store::metadata_store_conformance!(async {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteMetadataStore::open(&dir.path().join("meta.db")).unwrap();
-        (Box::new(store), dir)
+        Some((Box::new(store), dir))
     });
 }

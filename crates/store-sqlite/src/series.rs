@@ -252,6 +252,6 @@ mod conformance {
     trackstack_store::series_store_conformance!(async {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteSeriesStore::open(&dir.path().join("series.db")).unwrap();
-        (Box::new(store), dir)
+        Some((Box::new(store), dir))
     });
 }

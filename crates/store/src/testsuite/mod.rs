@@ -1,10 +1,11 @@
 //! Conformance suites: the behaviour every backend of a trait must show, written once.
 //!
 //! A backend crate runs a whole suite with one macro call in a test module, giving an async expression that
-//! yields `(store, guard)` — the guard keeps temporary resources (a directory, a database) alive:
+//! yields `Some((store, guard))` — the guard keeps temporary resources (a directory, a schema) alive — or
+//! `None` when an external service is not configured (see [`external_service_url`]):
 //!
 //! ```ignore
-//! trackstack_store::metadata_store_conformance!(async { let dir = tempdir(); (open(&dir), dir) });
+//! trackstack_store::metadata_store_conformance!(async { let dir = tempdir(); Some((open(&dir), dir)) });
 //! ```
 
 pub mod blob;
@@ -18,6 +19,23 @@ pub fn at(offset_ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(1_767_225_600_000 + offset_ms).unwrap()
 }
 
+/// The URL of an external test service (Postgres, ClickHouse, S3) from the environment variable `var`.
+///
+/// Unset: under `CI=true` this panics, since CI must run every suite; elsewhere it prints a notice and returns
+/// `None`, and the caller skips.
+pub fn external_service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("{var} is not set, and under CI=true no suite may skip; `make test` starts the test services")
+        }
+        _ => {
+            eprintln!("skipping: {var} is not set (`make test` starts the test services and sets it)");
+            None
+        }
+    }
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
@@ -25,7 +43,7 @@ macro_rules! __conformance_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                let (store, _guard) = $make.await;
+                let Some((store, _guard)) = $make.await else { return };
                 $crate::testsuite::$suite::$check(&*store).await;
             }
         )+
@@ -49,6 +67,7 @@ macro_rules! metadata_store_conformance {
                 run_listing_pages_cover_every_run_once,
                 run_listing_filters_by_state_tag_and_name,
                 artifact_versions_are_numbered_and_deduplicated,
+                silent_running_runs_are_marked_crashed,
             ]
         );
     };

@@ -1,0 +1,594 @@
+//! [`MetadataStore`] on Postgres.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use trackstack_domain::float;
+use trackstack_domain::model::*;
+use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
+
+pub struct PostgresMetadataStore {
+    pool: Pool,
+}
+
+fn backend(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+impl PostgresMetadataStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db?options=…`) with a pool of `max_connections`
+    /// and migrates the schema.
+    pub async fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| backend(format!("bad postgres URL: {e}")))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(max_connections).build().map_err(backend)?;
+        let mut client = pool.get().await.map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
+        crate::migrations::migrate(&mut client).await.map_err(|e| backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| backend(format!("cannot get a postgres connection: {e}")))
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn object(value: Value) -> JsonMap {
+    match value {
+        Value::Object(map) => map,
+        _ => JsonMap::new(),
+    }
+}
+
+fn project_from_row(row: &Row) -> Project {
+    Project { name: row.get(0), description: row.get(1), created_at: time(row.get(2)) }
+}
+
+const RUN_COLUMNS: &str = "id, project, name, run_group, job_type, tags, notes, state, exit_code, config, \
+     summary_set, metadata, created_at, started_at, ended_at, heartbeat_at";
+
+fn run_from_row(row: &Row) -> (Run, JsonMap) {
+    let state: String = row.get(7);
+    let run = Run {
+        id: row.get(0),
+        project: row.get(1),
+        name: row.get(2),
+        group: row.get(3),
+        job_type: row.get(4),
+        tags: serde_json::from_value(row.get(5)).unwrap_or_default(),
+        notes: row.get(6),
+        state: state.parse().unwrap_or(RunState::Crashed),
+        exit_code: row.get(8),
+        config: object(row.get(9)),
+        summary: JsonMap::new(),
+        metadata: object(row.get(11)),
+        created_at: time(row.get(12)),
+        started_at: time(row.get(13)),
+        ended_at: row.get::<_, Option<i64>>(14).map(time),
+        heartbeat_at: time(row.get(15)),
+    };
+    (run, object(row.get(10)))
+}
+
+/// Loads runs selected by `sql` (which must select [`RUN_COLUMNS`]) and joins in their summaries.
+async fn query_runs(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Run>> {
+    let rows = client.query(sql, params).await.map_err(backend)?;
+    let runs: Vec<(Run, JsonMap)> = rows.iter().map(run_from_row).collect();
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = runs.iter().map(|(run, _)| run.id.as_str()).collect();
+    let metric_rows = client
+        .query(
+            "SELECT run_id, key, value FROM run_summary_metrics WHERE run_id = ANY($1) ORDER BY run_id, key",
+            &[&ids],
+        )
+        .await
+        .map_err(backend)?;
+    let mut metrics: HashMap<String, JsonMap> = HashMap::new();
+    for row in metric_rows {
+        metrics.entry(row.get(0)).or_default().insert(row.get(1), float::to_json(row.get(2)));
+    }
+    Ok(runs
+        .into_iter()
+        .map(|(mut run, summary_set)| {
+            let mut summary = metrics.remove(&run.id).unwrap_or_default();
+            summary.extend(summary_set);
+            run.summary = summary;
+            run
+        })
+        .collect())
+}
+
+async fn load_run(client: &impl GenericClient, id: &str) -> StoreResult<Option<Run>> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+    Ok(query_runs(client, &sql, &[&id]).await?.pop())
+}
+
+async fn replace_tags(client: &impl GenericClient, run_id: &str, tags: &[String]) -> StoreResult<()> {
+    client.execute("DELETE FROM run_tags WHERE run_id = $1", &[&run_id]).await.map_err(backend)?;
+    client
+        .execute(
+            "INSERT INTO run_tags (run_id, tag) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+            &[&run_id, &tags],
+        )
+        .await
+        .map_err(backend)?;
+    let tags_json = serde_json::to_value(tags).map_err(backend)?;
+    client.execute("UPDATE runs SET tags = $2 WHERE id = $1", &[&run_id, &tags_json]).await.map_err(backend)?;
+    Ok(())
+}
+
+/// Applies an update inside the caller's transaction; the row lock serializes concurrent merges.
+async fn apply_update(
+    client: &impl GenericClient,
+    id: &str,
+    update: &RunUpdate,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let row = client
+        .query_opt("SELECT config, summary_set FROM runs WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("run `{id}` not found")))?;
+    let (config, summary_set): (Value, Value) = (row.get(0), row.get(1));
+    let execute = |sql: &'static str, params: Vec<Box<dyn ToSql + Sync + Send>>| async move {
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        client.execute(sql, &refs).await.map_err(backend)
+    };
+    let id_param = || Box::new(id.to_owned()) as Box<dyn ToSql + Sync + Send>;
+    if let Some(name) = &update.name {
+        execute("UPDATE runs SET name = $2 WHERE id = $1", vec![id_param(), Box::new(name.clone())]).await?;
+    }
+    if let Some(group) = &update.group {
+        execute("UPDATE runs SET run_group = $2 WHERE id = $1", vec![id_param(), Box::new(group.clone())]).await?;
+    }
+    if let Some(job_type) = &update.job_type {
+        execute("UPDATE runs SET job_type = $2 WHERE id = $1", vec![id_param(), Box::new(job_type.clone())]).await?;
+    }
+    if let Some(notes) = &update.notes {
+        execute("UPDATE runs SET notes = $2 WHERE id = $1", vec![id_param(), Box::new(notes.clone())]).await?;
+    }
+    if let Some(tags) = &update.tags {
+        replace_tags(client, id, tags).await?;
+    }
+    if !update.config_merge.is_empty() {
+        let mut merged = object(config);
+        merged.extend(update.config_merge.clone());
+        execute("UPDATE runs SET config = $2 WHERE id = $1", vec![id_param(), Box::new(Value::Object(merged))]).await?;
+    }
+    if !update.summary_set.is_empty() {
+        let mut merged = object(summary_set);
+        for (key, value) in &update.summary_set {
+            match value {
+                Value::Null => merged.remove(key),
+                value => merged.insert(key.clone(), value.clone()),
+            };
+        }
+        execute("UPDATE runs SET summary_set = $2 WHERE id = $1", vec![id_param(), Box::new(Value::Object(merged))])
+            .await?;
+    }
+    if !update.summary_metrics.is_empty() {
+        let keys: Vec<&str> = update.summary_metrics.iter().map(|m| m.key.as_str()).collect();
+        let steps: Vec<i64> = update.summary_metrics.iter().map(|m| m.step).collect();
+        let values: Vec<f64> = update.summary_metrics.iter().map(|m| m.value).collect();
+        client
+            .execute(
+                "INSERT INTO run_summary_metrics (run_id, key, step, value)
+                 SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::float8[])
+                 ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value
+                 WHERE excluded.step >= run_summary_metrics.step",
+                &[&id, &keys, &steps, &values],
+            )
+            .await
+            .map_err(backend)?;
+    }
+    match update.state {
+        Some(RunState::Running) => {
+            execute(
+                "UPDATE runs SET state = 'running', ended_at = NULL, exit_code = NULL WHERE id = $1",
+                vec![id_param()],
+            )
+            .await?;
+        }
+        Some(state) => {
+            execute(
+                "UPDATE runs SET state = $2, exit_code = $3, ended_at = coalesce(ended_at, $4) WHERE id = $1",
+                vec![id_param(), Box::new(state.as_str()), Box::new(update.exit_code), Box::new(millis(now))],
+            )
+            .await?;
+        }
+        None => {}
+    }
+    if update.heartbeat {
+        execute(
+            "UPDATE runs SET heartbeat_at = greatest(heartbeat_at, $2) WHERE id = $1",
+            vec![id_param(), Box::new(millis(now))],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+const ARTIFACT_COLUMNS: &str =
+    "v.project, v.name, v.version, v.kind, v.digest, v.size, v.metadata, v.created_by_run, v.created_at, v.files";
+
+async fn query_artifacts(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<ArtifactVersion>> {
+    let rows = client.query(sql, params).await.map_err(backend)?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (project, name, number): (String, String, i32) = (row.get(0), row.get(1), row.get(2));
+        let mut aliases: Vec<String> = client
+            .query(
+                "SELECT alias FROM artifact_aliases WHERE project = $1 AND name = $2 AND version = $3 ORDER BY alias",
+                &[&project, &name, &number],
+            )
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let latest: Option<i32> = client
+            .query_one(
+                "SELECT max(version) FROM artifact_versions WHERE project = $1 AND name = $2",
+                &[&project, &name],
+            )
+            .await
+            .map_err(backend)?
+            .get(0);
+        if latest == Some(number) {
+            aliases.push("latest".to_owned());
+        }
+        versions.push(ArtifactVersion {
+            project,
+            name,
+            version: version_label(number as u32),
+            kind: row.get(3),
+            digest: row.get(4),
+            size: row.get::<_, i64>(5) as u64,
+            aliases,
+            metadata: object(row.get(6)),
+            created_by_run: row.get(7),
+            created_at: time(row.get(8)),
+            files: serde_json::from_value(row.get(9)).map_err(|e| backend(format!("corrupt manifest: {e}")))?,
+        });
+    }
+    Ok(versions)
+}
+
+async fn find_artifact(
+    client: &impl GenericClient,
+    project: &str,
+    name: &str,
+    label: &str,
+) -> StoreResult<Option<ArtifactVersion>> {
+    let number: Option<i32> = match (label, parse_version_label(label)) {
+        (_, Some(number)) => i32::try_from(number).ok(),
+        ("latest", None) => client
+            .query_one(
+                "SELECT max(version) FROM artifact_versions WHERE project = $1 AND name = $2",
+                &[&project, &name],
+            )
+            .await
+            .map_err(backend)?
+            .get(0),
+        (alias, None) => client
+            .query_opt(
+                "SELECT version FROM artifact_aliases WHERE project = $1 AND name = $2 AND alias = $3",
+                &[&project, &name, &alias],
+            )
+            .await
+            .map_err(backend)?
+            .map(|row| row.get(0)),
+    };
+    let Some(number) = number else { return Ok(None) };
+    let sql =
+        format!("SELECT {ARTIFACT_COLUMNS} FROM artifact_versions v WHERE project = $1 AND name = $2 AND version = $3");
+    Ok(query_artifacts(client, &sql, &[&project, &name, &number]).await?.pop())
+}
+
+#[async_trait]
+impl MetadataStore for PostgresMetadataStore {
+    async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&name, &description, &millis(now)],
+            )
+            .await
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists(format!("project `{name}` already exists")));
+        }
+        Ok(Project { name: name.to_owned(), description: description.to_owned(), created_at: now })
+    }
+
+    async fn get_project(&self, name: &str) -> StoreResult<Option<Project>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT name, description, created_at FROM projects WHERE name = $1", &[&name])
+            .await
+            .map_err(backend)?;
+        Ok(row.as_ref().map(project_from_row))
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT name, description, created_at FROM projects ORDER BY name", &[])
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(project_from_row).collect())
+    }
+
+    async fn create_run(&self, new: NewRun, now: DateTime<Utc>) -> StoreResult<RunCreateOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        tx.execute(
+            "INSERT INTO projects (name, description, created_at) VALUES ($1, '', $2) ON CONFLICT DO NOTHING",
+            &[&new.project, &millis(now)],
+        )
+        .await
+        .map_err(backend)?;
+        let config = Value::Object(new.config.clone());
+        let metadata = Value::Object(new.metadata.clone());
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, '[]', $6, 'running', NULL, $7, '{{}}', $8, $9, $9, NULL, $9)
+                     ON CONFLICT (id) DO NOTHING"
+                ),
+                &[&new.id, &new.project, &new.name, &new.group, &new.job_type, &new.notes, &config, &metadata, &millis(now)],
+            )
+            .await
+            .map_err(backend)?;
+        let outcome = if inserted == 1 {
+            replace_tags(&tx, &new.id, &new.tags).await?;
+            let run = load_run(&tx, &new.id).await?.ok_or_else(|| backend("run vanished"))?;
+            RunCreateOutcome::Created(run)
+        } else {
+            let row = tx
+                .query_one("SELECT project, state FROM runs WHERE id = $1 FOR UPDATE", &[&new.id])
+                .await
+                .map_err(backend)?;
+            let (project, state): (String, String) = (row.get(0), row.get(1));
+            if project != new.project {
+                return Err(StoreError::AlreadyExists(format!(
+                    "run id `{}` is already used in project `{project}`",
+                    new.id
+                )));
+            }
+            if state != RunState::Running.as_str() {
+                let resume = RunUpdate { state: Some(RunState::Running), heartbeat: true, ..Default::default() };
+                apply_update(&tx, &new.id, &resume, now).await?;
+            }
+            RunCreateOutcome::Existing(load_run(&tx, &new.id).await?.ok_or_else(|| backend("run vanished"))?)
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn get_run(&self, id: &str) -> StoreResult<Option<Run>> {
+        load_run(&self.client().await?, id).await
+    }
+
+    async fn update_run(&self, id: &str, update: RunUpdate, now: DateTime<Utc>) -> StoreResult<Run> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        apply_update(&tx, id, &update, now).await?;
+        let run = load_run(&tx, id).await?.ok_or_else(|| StoreError::NotFound(format!("run `{id}` not found")))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(run)
+    }
+
+    async fn delete_run(&self, id: &str) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        for table in ["run_tags", "run_summary_metrics", "run_artifacts"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE run_id = $1"), &[&id]).await.map_err(backend)?;
+        }
+        let deleted = tx.execute("DELETE FROM runs WHERE id = $1", &[&id]).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_runs(&self, query: &RunListQuery) -> StoreResult<RunPage> {
+        let client = self.client().await?;
+        let mut conditions = vec!["project = $1".to_owned()];
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(query.project.clone())];
+        let bind = |value: Box<dyn ToSql + Sync + Send>, params: &mut Vec<Box<dyn ToSql + Sync + Send>>| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        if let Some(state) = query.state {
+            let p = bind(Box::new(state.as_str()), &mut params);
+            conditions.push(format!("state = {p}"));
+        }
+        if let Some(tag) = &query.tag {
+            let p = bind(Box::new(tag.clone()), &mut params);
+            conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = runs.id AND t.tag = {p})"));
+        }
+        if let Some(needle) = &query.name_contains {
+            // Lower-cases ASCII only, as the SQLite backend does, so both backends match the same runs.
+            let p = bind(Box::new(needle.to_ascii_lowercase()), &mut params);
+            conditions.push(format!(
+                "strpos(translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), {p}) > 0"
+            ));
+        }
+        let (column, descending) = match query.sort {
+            RunSort::CreatedDesc => ("created_at", true),
+            RunSort::CreatedAsc => ("created_at", false),
+            RunSort::NameAsc => ("name", false),
+            RunSort::NameDesc => ("name", true),
+        };
+        let (cmp, direction) = if descending { ("<", "DESC") } else { (">", "ASC") };
+        match &query.after {
+            Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
+                let (a, b) = (bind(Box::new(*created_at_ms), &mut params), bind(Box::new(id.clone()), &mut params));
+                conditions.push(format!("(created_at, id) {cmp} ({a}, {b})"));
+            }
+            Some(RunCursor::Name { name, id }) if column == "name" => {
+                let (a, b) = (bind(Box::new(name.clone()), &mut params), bind(Box::new(id.clone()), &mut params));
+                conditions.push(format!("(name, id) {cmp} ({a}, {b})"));
+            }
+            Some(_) => {
+                return Err(StoreError::Invalid {
+                    field: "cursor".into(),
+                    message: "the cursor belongs to another sort order".into(),
+                })
+            }
+            None => {}
+        }
+        let limit = bind(Box::new(query.limit as i64 + 1), &mut params);
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT {limit}",
+            conditions.join(" AND ")
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let mut runs = query_runs(&client, &sql, &refs).await?;
+        let next = if runs.len() > query.limit {
+            runs.truncate(query.limit);
+            runs.last().map(|last| match column {
+                "name" => RunCursor::Name { name: last.name.clone(), id: last.id.clone() },
+                _ => RunCursor::Created { created_at_ms: millis(last.created_at), id: last.id.clone() },
+            })
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next })
+    }
+
+    async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE runs SET state = 'crashed', ended_at = $2 WHERE state = 'running' AND heartbeat_at < $1 RETURNING id",
+                &[&millis(heartbeat_before), &millis(now)],
+            )
+            .await
+            .map_err(backend)?;
+        let mut ids: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn log_artifact(&self, artifact: NewArtifactVersion, now: DateTime<Utc>) -> StoreResult<ArtifactLogOutcome> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let NewArtifactVersion { project, name, kind, aliases, metadata, run_id, files, digest, size } = artifact;
+        // Serializes version numbering per artifact name across processes.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))", &[&project, &name])
+            .await
+            .map_err(backend)?;
+        let newest = tx
+            .query_opt(
+                "SELECT version, digest FROM artifact_versions WHERE project = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
+                &[&project, &name],
+            )
+            .await
+            .map_err(backend)?
+            .map(|row| (row.get::<_, i32>(0), row.get::<_, String>(1)));
+        let (number, created) = match newest {
+            Some((number, newest_digest)) if newest_digest == digest => (number, false),
+            Some((number, _)) => (number + 1, true),
+            None => (0, true),
+        };
+        if created {
+            let files_json = serde_json::to_value(&files).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO artifact_versions (project, name, version, kind, digest, size, metadata, created_by_run, created_at, files)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[&project, &name, &number, &kind, &digest, &(size as i64), &Value::Object(metadata), &run_id, &millis(now), &files_json],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        for alias in aliases.iter().filter(|a| a.as_str() != "latest") {
+            tx.execute(
+                "INSERT INTO artifact_aliases (project, name, alias, version) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project, name, alias) DO UPDATE SET version = excluded.version",
+                &[&project, &name, alias, &number],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.execute(
+            "INSERT INTO run_artifacts (run_id, project, name, version) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&run_id, &project, &name, &number],
+        )
+        .await
+        .map_err(backend)?;
+        let version = find_artifact(&tx, &project, &name, &version_label(number as u32))
+            .await?
+            .ok_or_else(|| backend("artifact version vanished"))?;
+        tx.commit().await.map_err(backend)?;
+        Ok(if created { ArtifactLogOutcome::Created(version) } else { ArtifactLogOutcome::Existing(version) })
+    }
+
+    async fn get_artifact_version(
+        &self,
+        project: &str,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<Option<ArtifactVersion>> {
+        find_artifact(&self.client().await?, project, name, version).await
+    }
+
+    async fn list_run_artifacts(&self, run_id: &str) -> StoreResult<Vec<ArtifactVersion>> {
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM run_artifacts r JOIN artifact_versions v
+               ON v.project = r.project AND v.name = r.name AND v.version = r.version
+             WHERE r.run_id = $1 ORDER BY v.created_at, v.name, v.version"
+        );
+        query_artifacts(&self.client().await?, &sql, &[&run_id]).await
+    }
+
+    async fn list_project_artifacts(&self, project: &str) -> StoreResult<Vec<ArtifactVersion>> {
+        let sql = format!(
+            "SELECT {ARTIFACT_COLUMNS} FROM artifact_versions v WHERE v.project = $1
+               AND v.version = (SELECT max(version) FROM artifact_versions w WHERE w.project = v.project AND w.name = v.name)
+             ORDER BY v.name"
+        );
+        query_artifacts(&self.client().await?, &sql, &[&project]).await
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    use super::PostgresMetadataStore;
+
+    /// A store in a schema of its own, so tests run in parallel on one database. The schemas are not dropped
+    /// here: `make test` gives each run a fresh database and drops it afterwards.
+    async fn open() -> Option<(Box<PostgresMetadataStore>, String)> {
+        let url = trackstack_store::testsuite::external_service_url("TRACKSTACK_TEST_POSTGRES_URL")?;
+        let schema = format!("conformance_{:016x}", rand::random::<u64>());
+        let (client, connection) =
+            tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to the test postgres");
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let scoped = format!("{url}{separator}options=-csearch_path%3D{schema}");
+        let store = PostgresMetadataStore::connect(&scoped, 4).await.expect("open the store");
+        Some((Box::new(store), schema))
+    }
+
+    trackstack_store::metadata_store_conformance!(open());
+}
