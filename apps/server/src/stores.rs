@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use trackstack_config::{Config, StorageUri};
-use trackstack_store::MetadataStore;
 use trackstack_store::Stores;
+use trackstack_store::{MetadataStore, SeriesStore};
 use trackstack_store_blob::FileBlobStore;
+use trackstack_store_clickhouse::{schema::SchemaOptions, ClickHouseOptions, ClickHouseSeriesStore};
 use trackstack_store_postgres::PostgresMetadataStore;
 use trackstack_store_sqlite::{SqliteMetadataStore, SqliteSeriesStore};
 
@@ -28,9 +29,17 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         ),
         _ => bail!(unsupported(&metadata_uri)),
     };
-    let series = match series_uri.scheme.as_str() {
-        "sqlite" => SqliteSeriesStore::open(Path::new(&series_uri.location))
-            .with_context(|| format!("cannot open series store {}", series_uri.redacted()))?,
+    let series_context = || format!("cannot open series store {}", series_uri.redacted());
+    let series: Arc<dyn SeriesStore> = match series_uri.scheme.as_str() {
+        "sqlite" => Arc::new(SqliteSeriesStore::open(Path::new(&series_uri.location)).with_context(series_context)?),
+        "clickhouse" => {
+            let settings = &config.storage.clickhouse;
+            let options = ClickHouseOptions {
+                schema: SchemaOptions { cluster: settings.cluster.clone(), replicated: settings.replicated },
+                async_insert: settings.async_insert,
+            };
+            Arc::new(ClickHouseSeriesStore::connect(&series_uri.location, options).await.with_context(series_context)?)
+        }
         _ => bail!(unsupported(&series_uri)),
     };
     let blobs = match blobs_uri.scheme.as_str() {
@@ -44,7 +53,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         blobs = %blobs_uri.redacted(),
         "storage opened"
     );
-    Ok(Stores { metadata, series: Arc::new(series), blobs: Arc::new(blobs) })
+    Ok(Stores { metadata, series, blobs: Arc::new(blobs) })
 }
 
 fn unsupported(uri: &StorageUri) -> String {

@@ -96,8 +96,8 @@ impl std::str::FromStr for Role {
 pub struct StorageConfig {
     /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`; default `sqlite://{data_dir}/meta.db`.
     pub metadata: Option<String>,
-    /// `sqlite://PATH` or `clickhouse://[USER:PASSWORD@]HOST:PORT/DB` (HTTP interface; `clickhouses://` for
-    /// TLS); default `sqlite://{data_dir}/series.db`.
+    /// `sqlite://PATH` or `clickhouse://[USER:PASSWORD@]HOST:PORT/DB` (the HTTP interface, plain HTTP);
+    /// default `sqlite://{data_dir}/series.db`.
     pub series: Option<String>,
     /// `file://PATH` or `s3://BUCKET/PREFIX`; default `file://{data_dir}/blobs`.
     pub blobs: Option<String>,
@@ -348,9 +348,6 @@ impl Config {
         if self.storage.clickhouse.replicated && self.storage.clickhouse.cluster.is_none() {
             problems.push("storage.clickhouse.replicated needs storage.clickhouse.cluster".to_owned());
         }
-        if self.storage.clickhouse.insert_batch_max_rows == 0 {
-            problems.push("storage.clickhouse.insert_batch_max_rows must be positive".to_owned());
-        }
         if self.processor.interval_secs == 0 {
             problems.push("processor.interval_secs must be positive".to_owned());
         }
@@ -401,7 +398,7 @@ impl Config {
 }
 
 const METADATA_SCHEMES: &[&str] = &["sqlite", "postgres", "postgresql"];
-const SERIES_SCHEMES: &[&str] = &["sqlite", "clickhouse", "clickhouses"];
+const SERIES_SCHEMES: &[&str] = &["sqlite", "clickhouse"];
 const BLOB_SCHEMES: &[&str] = &["file", "s3"];
 
 /// Hides a password in a URI (`postgres://u:secret@h` → `postgres://u:***@h`) for messages and logs.

@@ -21,11 +21,47 @@ fn backend(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
+/// Splits a `schema=NAME` parameter off a Postgres URL (libpq does not know it).
+fn take_schema_param(url: &str) -> StoreResult<(String, Option<String>)> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_owned(), None)) };
+    let mut schema = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("schema=") {
+            Some(name) => schema = Some(name.to_owned()),
+            None => rest.push(pair),
+        }
+    }
+    if let Some(name) = &schema {
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid {
+            return Err(backend(format!("schema `{name}` must be 1-63 of a-z, 0-9 and _, not starting with a digit")));
+        }
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, schema))
+}
+
 impl PostgresMetadataStore {
-    /// Connects to `url` (`postgres://user:password@host:port/db?options=…`) with a pool of `max_connections`
-    /// and migrates the schema.
+    /// Connects to `url` (`postgres://user:password@host:port/db`) with a pool of `max_connections` and migrates
+    /// the schema. A `schema=NAME` URL parameter keeps Trackstack's tables in that Postgres schema (created if
+    /// missing), so several deployments can share one database.
     pub async fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| backend(format!("bad postgres URL: {e}")))?;
+        let (url, schema) = take_schema_param(url)?;
+        let mut config =
+            tokio_postgres::Config::from_str(&url).map_err(|e| backend(format!("bad postgres URL: {e}")))?;
+        if let Some(schema) = &schema {
+            let (client, connection) =
+                config.connect(NoTls).await.map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
+            let driver = tokio::spawn(connection);
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.map_err(backend)?;
+            drop(client);
+            let _ = driver.await;
+            config.options(format!("-c search_path={schema}"));
+        }
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(max_connections).build().map_err(backend)?;
         let mut client = pool.get().await.map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
@@ -572,22 +608,30 @@ impl MetadataStore for PostgresMetadataStore {
 }
 
 #[cfg(test)]
+mod tests {
+    use super::take_schema_param;
+
+    #[test]
+    fn the_schema_parameter_is_taken_off_the_url() {
+        let (url, schema) = take_schema_param("postgres://u@h/db?sslmode=disable&schema=team_a").unwrap();
+        assert_eq!((url.as_str(), schema.as_deref()), ("postgres://u@h/db?sslmode=disable", Some("team_a")));
+        assert_eq!(take_schema_param("postgres://u@h/db").unwrap(), ("postgres://u@h/db".to_owned(), None));
+        assert!(take_schema_param("postgres://u@h/db?schema=x;drop").is_err());
+    }
+}
+
+#[cfg(test)]
 mod conformance {
     use super::PostgresMetadataStore;
 
     /// A store in a schema of its own, so tests run in parallel on one database. The schemas are not dropped
     /// here: `make test` gives each run a fresh database and drops it afterwards.
-    async fn open() -> Option<(Box<PostgresMetadataStore>, String)> {
+    async fn open() -> Option<(Box<PostgresMetadataStore>, ())> {
         let url = trackstack_store::testsuite::external_service_url("TRACKSTACK_TEST_POSTGRES_URL")?;
-        let schema = format!("conformance_{:016x}", rand::random::<u64>());
-        let (client, connection) =
-            tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to the test postgres");
-        tokio::spawn(connection);
-        client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
         let separator = if url.contains('?') { '&' } else { '?' };
-        let scoped = format!("{url}{separator}options=-csearch_path%3D{schema}");
+        let scoped = format!("{url}{separator}schema=conformance_{:016x}", rand::random::<u64>());
         let store = PostgresMetadataStore::connect(&scoped, 4).await.expect("open the store");
-        Some((Box::new(store), schema))
+        Some((Box::new(store), ()))
     }
 
     trackstack_store::metadata_store_conformance!(open());

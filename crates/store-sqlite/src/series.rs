@@ -134,7 +134,7 @@ impl SeriesStore for SqliteSeriesStore {
             .await
     }
 
-    async fn list_series(&self, run_id: &str) -> StoreResult<Vec<SeriesStats>> {
+    async fn list_series(&self, _project: &str, run_id: &str) -> StoreResult<Vec<SeriesStats>> {
         let run_id = run_id.to_owned();
         self.db
             .read(move |conn| {
@@ -162,6 +162,7 @@ impl SeriesStore for SqliteSeriesStore {
 
     async fn read_raw(
         &self,
+        _project: &str,
         run_id: &str,
         key: &str,
         range: StepRange,
@@ -191,6 +192,7 @@ impl SeriesStore for SqliteSeriesStore {
 
     async fn read_buckets(
         &self,
+        _project: &str,
         run_id: &str,
         key: &str,
         range: StepRange,
@@ -229,7 +231,7 @@ impl SeriesStore for SqliteSeriesStore {
             .await
     }
 
-    async fn delete_run(&self, run_id: &str) -> StoreResult<()> {
+    async fn delete_run(&self, _project: &str, run_id: &str) -> StoreResult<()> {
         let run_id = run_id.to_owned();
         self.db
             .write(move |tx| {

@@ -10,10 +10,11 @@ pub trait SeriesStore: Send + Sync + 'static {
     /// Stores points durably before returning; the last write wins per (run, key, step) whatever the order.
     async fn write_points(&self, project: &str, run_id: &str, points: &[MetricPoint]) -> StoreResult<()>;
     /// Every key a run has logged, with its statistics, sorted by key.
-    async fn list_series(&self, run_id: &str) -> StoreResult<Vec<SeriesStats>>;
+    async fn list_series(&self, project: &str, run_id: &str) -> StoreResult<Vec<SeriesStats>>;
     /// Points of one key in `range` with step > `after`, ascending, at most `limit`.
     async fn read_raw(
         &self,
+        project: &str,
         run_id: &str,
         key: &str,
         range: StepRange,
@@ -24,11 +25,12 @@ pub trait SeriesStore: Send + Sync + 'static {
     /// aggregates each as [`trackstack_domain::bucketing`] defines.
     async fn read_buckets(
         &self,
+        project: &str,
         run_id: &str,
         key: &str,
         range: StepRange,
         buckets: u32,
     ) -> StoreResult<BucketedSeries>;
     /// Removes every point of a run.
-    async fn delete_run(&self, run_id: &str) -> StoreResult<()>;
+    async fn delete_run(&self, project: &str, run_id: &str) -> StoreResult<()>;
 }

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import track
 
 from fakeserver import FakeServer
-from server_fixture import ServerProcess, require_binary
+from server_fixture import SHAPES, ServerProcess, require_binary, storage_env
 
 ENV_VARS = ("TRACKSTACK_URL", "TRACKSTACK_MODE", "TRACKSTACK_DIR", "TRACKSTACK_API_KEY")
 
@@ -50,20 +50,27 @@ def spool_root(tmp_path: Path) -> Path:
     return tmp_path / "spool"
 
 
+@pytest.fixture(scope="session", params=SHAPES)
+def shape(request: pytest.FixtureRequest) -> str:
+    """Every end-to-end test runs against each storage shape."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server shared by the end-to-end tests that do not restart it."""
+def server(tmp_path_factory: pytest.TempPathFactory, shape: str) -> Iterator[ServerProcess]:
+    """One real server per shape, shared by the end-to-end tests that do not restart it."""
     binary = require_binary()
-    proc = ServerProcess(binary, tmp_path_factory.mktemp("server") / "data")
+    data_dir = tmp_path_factory.mktemp(f"server-{shape}") / "data"
+    proc = ServerProcess(binary, data_dir, storage_env=storage_env(shape))
     proc.start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def own_server(tmp_path: Path, shape: str) -> Iterator[ServerProcess]:
     """A real server for one test, not started yet: tests start, stop and restart it."""
     binary = require_binary()
-    proc = ServerProcess(binary, tmp_path / "server-data")
+    proc = ServerProcess(binary, tmp_path / "server-data", storage_env=storage_env(shape))
     yield proc
     proc.stop()

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -53,9 +54,16 @@ def free_port() -> int:
 class ServerProcess:
     """One server on a fixed port and data dir; ``stop()`` and ``start()`` restart it in place."""
 
-    def __init__(self, binary: Path, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        port: int | None = None,
+        storage_env: dict[str, str] | None = None,
+    ) -> None:
         self.binary = binary
         self.data_dir = data_dir
+        self.storage_env = storage_env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"
@@ -65,6 +73,7 @@ class ServerProcess:
         # The server reads TRACKSTACK_* as configuration; keep the test's settings out of it.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKSTACK_")}
         env.setdefault("RUST_LOG", "info")
+        env.update(self.storage_env)
         return env
 
     def start(self) -> None:
@@ -128,3 +137,34 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-8000:]
         except OSError:
             return "(no server output)"
+
+
+SHAPES = ("all-in-one", "external-storage")
+
+
+def storage_env(shape: str) -> dict[str, str]:
+    """Server settings for a storage shape.
+
+    ``all-in-one`` is the embedded default. ``external-storage`` puts metadata in Postgres and
+    series in ClickHouse (the services ``make test`` starts), each server in a fresh schema and
+    database of its own.
+    """
+    if shape == "all-in-one":
+        return {}
+    postgres = os.environ.get("TRACKSTACK_TEST_POSTGRES_URL")
+    clickhouse = os.environ.get("TRACKSTACK_TEST_CLICKHOUSE_URL")
+    if not postgres or not clickhouse:
+        reason = (
+            "TRACKSTACK_TEST_POSTGRES_URL and TRACKSTACK_TEST_CLICKHOUSE_URL are needed for the "
+            "external-storage shape (`make test` starts the services and sets them)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"sdk_e2e_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in postgres else "?"
+    host = clickhouse.removeprefix("http://").rstrip("/")
+    return {
+        "TRACKSTACK_STORAGE__METADATA": f"{postgres}{separator}schema={name}",
+        "TRACKSTACK_STORAGE__SERIES": f"clickhouse://{host}/{name}",
+    }

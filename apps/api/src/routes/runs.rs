@@ -233,9 +233,9 @@ pub async fn finish_run(
 #[utoipa::path(delete, path = "/api/v1/runs/{run_id}", tag = "runs", params(("run_id" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404)))]
 pub async fn delete_run(State(state): State<ApiState>, Path(run_id): Path<String>) -> ApiResult<StatusCode> {
-    load_run(&state, &run_id).await?;
+    let run = load_run(&state, &run_id).await?;
     // Points first: if the second step fails, the run is still listed and a retried delete finishes the job.
-    state.stores.series.delete_run(&run_id).await?;
+    state.stores.series.delete_run(&run.project, &run.id).await?;
     state.stores.metadata.delete_run(&run_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

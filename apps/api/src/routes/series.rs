@@ -66,7 +66,7 @@ pub async fn list_metrics(
     Path(run_id): Path<String>,
 ) -> ApiResult<axum::Json<MetricList>> {
     let run = load_run(&state, &run_id).await?;
-    Ok(axum::Json(MetricList { metrics: state.stores.series.list_series(&run.id).await? }))
+    Ok(axum::Json(MetricList { metrics: state.stores.series.list_series(&run.project, &run.id).await? }))
 }
 
 /// Read one series' raw points in step order, a page at a time.
@@ -83,7 +83,7 @@ pub async fn read_series(
     }
     let range = step_range(params.start, params.end)?;
     let run = load_run(&state, &run_id).await?;
-    let points = state.stores.series.read_raw(&run.id, &params.key, range, params.cursor, limit).await?;
+    let points = state.stores.series.read_raw(&run.project, &run.id, &params.key, range, params.cursor, limit).await?;
     let next_cursor = if points.len() == limit { points.last().map(|p| p.step) } else { None };
     Ok(axum::Json(RawSeries { key: params.key, points, next_cursor }))
 }
@@ -101,5 +101,5 @@ pub async fn read_buckets(
     }
     let range = step_range(params.start, params.end)?;
     let run = load_run(&state, &run_id).await?;
-    Ok(axum::Json(state.stores.series.read_buckets(&run.id, &params.key, range, params.buckets).await?))
+    Ok(axum::Json(state.stores.series.read_buckets(&run.project, &run.id, &params.key, range, params.buckets).await?))
 }
