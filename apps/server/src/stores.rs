@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use trackstack_config::{Config, StorageUri};
 use trackstack_store::Stores;
-use trackstack_store::{MetadataStore, SeriesStore};
-use trackstack_store_blob::FileBlobStore;
+use trackstack_store::{BlobStore, MetadataStore, SeriesStore};
+use trackstack_store_blob::{FileBlobStore, S3BlobStore, S3Settings};
 use trackstack_store_clickhouse::{schema::SchemaOptions, ClickHouseOptions, ClickHouseSeriesStore};
 use trackstack_store_postgres::PostgresMetadataStore;
 use trackstack_store_sqlite::{SqliteMetadataStore, SqliteSeriesStore};
@@ -42,9 +42,21 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         }
         _ => bail!(unsupported(&series_uri)),
     };
-    let blobs = match blobs_uri.scheme.as_str() {
-        "file" => FileBlobStore::open(Path::new(&blobs_uri.location))
-            .with_context(|| format!("cannot open blob store {}", blobs_uri.redacted()))?,
+    let blobs_context = || format!("cannot open blob store {}", blobs_uri.redacted());
+    let blobs: Arc<dyn BlobStore> = match blobs_uri.scheme.as_str() {
+        "file" => Arc::new(FileBlobStore::open(Path::new(&blobs_uri.location)).with_context(blobs_context)?),
+        "s3" => {
+            let s3 = &config.storage.s3;
+            let settings = S3Settings {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                path_style: s3.path_style,
+                allow_http: s3.allow_http,
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.clone(),
+            };
+            Arc::new(S3BlobStore::connect(&blobs_uri.location, &settings).await.with_context(blobs_context)?)
+        }
         _ => bail!(unsupported(&blobs_uri)),
     };
     tracing::info!(
@@ -53,7 +65,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         blobs = %blobs_uri.redacted(),
         "storage opened"
     );
-    Ok(Stores { metadata, series, blobs: Arc::new(blobs) })
+    Ok(Stores { metadata, series, blobs })
 }
 
 fn unsupported(uri: &StorageUri) -> String {

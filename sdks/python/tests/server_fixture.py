@@ -145,18 +145,20 @@ SHAPES = ("all-in-one", "external-storage")
 def storage_env(shape: str) -> dict[str, str]:
     """Server settings for a storage shape.
 
-    ``all-in-one`` is the embedded default. ``external-storage`` puts metadata in Postgres and
-    series in ClickHouse (the services ``make test`` starts), each server in a fresh schema and
-    database of its own.
+    ``all-in-one`` is the embedded default. ``external-storage`` puts metadata in Postgres,
+    series in ClickHouse and blobs in S3 (the services ``make test`` starts), each server in a
+    fresh schema, database and bucket prefix of its own.
     """
     if shape == "all-in-one":
         return {}
     postgres = os.environ.get("TRACKSTACK_TEST_POSTGRES_URL")
     clickhouse = os.environ.get("TRACKSTACK_TEST_CLICKHOUSE_URL")
-    if not postgres or not clickhouse:
+    s3 = os.environ.get("TRACKSTACK_TEST_S3_URL")
+    if not postgres or not clickhouse or not s3:
         reason = (
-            "TRACKSTACK_TEST_POSTGRES_URL and TRACKSTACK_TEST_CLICKHOUSE_URL are needed for the "
-            "external-storage shape (`make test` starts the services and sets them)"
+            "TRACKSTACK_TEST_POSTGRES_URL, TRACKSTACK_TEST_CLICKHOUSE_URL and "
+            "TRACKSTACK_TEST_S3_URL are needed for the external-storage shape "
+            "(`make test` starts the services)"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
@@ -164,7 +166,15 @@ def storage_env(shape: str) -> dict[str, str]:
     name = f"sdk_e2e_{uuid.uuid4().hex[:12]}"
     separator = "&" if "?" in postgres else "?"
     host = clickhouse.removeprefix("http://").rstrip("/")
+    secret = os.environ.get("TRACKSTACK_TEST_S3_SECRET_ACCESS_KEY", "")
+    test_env = os.environ.get
     return {
         "TRACKSTACK_STORAGE__METADATA": f"{postgres}{separator}schema={name}",
         "TRACKSTACK_STORAGE__SERIES": f"clickhouse://{host}/{name}",
+        "TRACKSTACK_STORAGE__BLOBS": f"{s3.rstrip('/')}/{name}",
+        "TRACKSTACK_STORAGE__S3__ENDPOINT": test_env("TRACKSTACK_TEST_S3_ENDPOINT", ""),
+        "TRACKSTACK_STORAGE__S3__REGION": test_env("TRACKSTACK_TEST_S3_REGION", "us-east-1"),
+        "TRACKSTACK_STORAGE__S3__ACCESS_KEY_ID": test_env("TRACKSTACK_TEST_S3_ACCESS_KEY_ID", ""),
+        "TRACKSTACK_STORAGE__S3__SECRET_ACCESS_KEY": secret,
+        "TRACKSTACK_STORAGE__S3__ALLOW_HTTP": "true",
     }

@@ -105,6 +105,7 @@ macro_rules! blob_store_conformance {
                 a_wrong_digest_stores_nothing,
                 a_failing_upload_stores_nothing,
                 storing_twice_keeps_one_copy,
+                large_blobs_round_trip,
             ]
         );
     };
