@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import track
 
 from fakeserver import FakeServer
-from server_fixture import SHAPES, ServerProcess, require_binary, storage_env
+from server_fixture import SHAPES, ClusterProcess, ServerProcess, require_binary, storage_env
 
 ENV_VARS = ("TRACKSTACK_URL", "TRACKSTACK_MODE", "TRACKSTACK_DIR", "TRACKSTACK_API_KEY")
 
@@ -56,21 +56,27 @@ def shape(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, shape: str) -> Iterator[ServerProcess]:
-    """One real server per shape, shared by the end-to-end tests that do not restart it."""
+def deployment(shape: str, data_dir: Path) -> ServerProcess | ClusterProcess:
     binary = require_binary()
-    data_dir = tmp_path_factory.mktemp(f"server-{shape}") / "data"
-    proc = ServerProcess(binary, data_dir, storage_env=storage_env(shape))
+    if shape == "cluster":
+        return ClusterProcess(binary, data_dir, storage_env(shape))
+    return ServerProcess(binary, data_dir, storage_env=storage_env(shape))
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, shape: str
+) -> Iterator[ServerProcess | ClusterProcess]:
+    """One deployment per shape, shared by the end-to-end tests that do not restart it."""
+    proc = deployment(shape, tmp_path_factory.mktemp(f"server-{shape}") / "data")
     proc.start()
     yield proc
     proc.stop()
 
 
 @pytest.fixture
-def own_server(tmp_path: Path, shape: str) -> Iterator[ServerProcess]:
-    """A real server for one test, not started yet: tests start, stop and restart it."""
-    binary = require_binary()
-    proc = ServerProcess(binary, tmp_path / "server-data", storage_env=storage_env(shape))
+def own_server(tmp_path: Path, shape: str) -> Iterator[ServerProcess | ClusterProcess]:
+    """A deployment for one test, not started yet: tests start, stop and restart it."""
+    proc = deployment(shape, tmp_path / "server-data")
     yield proc
     proc.stop()

@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -60,10 +62,12 @@ class ServerProcess:
         data_dir: Path,
         port: int | None = None,
         storage_env: dict[str, str] | None = None,
+        roles: tuple[str, ...] = (),
     ) -> None:
         self.binary = binary
         self.data_dir = data_dir
         self.storage_env = storage_env or {}
+        self.roles = roles
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"
@@ -89,6 +93,8 @@ class ServerProcess:
             "--bind",
             f"127.0.0.1:{self.port}",
         ]
+        for role in self.roles:
+            cmd += ["--role", role]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env())
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -139,15 +145,15 @@ class ServerProcess:
             return "(no server output)"
 
 
-SHAPES = ("all-in-one", "external-storage")
+SHAPES = ("all-in-one", "cluster")
 
 
 def storage_env(shape: str) -> dict[str, str]:
     """Server settings for a storage shape.
 
-    ``all-in-one`` is the embedded default. ``external-storage`` puts metadata in Postgres,
-    series in ClickHouse and blobs in S3 (the services ``make test`` starts), each server in a
-    fresh schema, database and bucket prefix of its own.
+    ``all-in-one`` is the embedded default. ``cluster`` puts metadata in Postgres, series in
+    ClickHouse and blobs in S3 (the services ``make test`` starts), each deployment in a fresh
+    schema, database and bucket prefix of its own.
     """
     if shape == "all-in-one":
         return {}
@@ -178,3 +184,101 @@ def storage_env(shape: str) -> dict[str, str]:
         "TRACKSTACK_STORAGE__S3__SECRET_ACCESS_KEY": secret,
         "TRACKSTACK_STORAGE__S3__ALLOW_HTTP": "true",
     }
+
+
+class _Router(BaseHTTPRequestHandler):
+    """A load balancer in miniature: the write path to the ingest process, the rest to the api."""
+
+    protocol_version = "HTTP/1.1"
+    api_url = ""
+    ingest_url = ""
+
+    def _target(self) -> str:
+        path = self.path.split("?", 1)[0]
+        is_upload = path.startswith("/api/v1/blobs/") and self.command in ("PUT", "HEAD")
+        if path == "/api/v1/ingest" or is_upload:
+            return self.ingest_url
+        return self.api_url
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        try:
+            upstream = httpx.request(
+                self.command,
+                self._target() + self.path,
+                content=body,
+                headers=headers,
+                timeout=60,
+            )
+        except httpx.HTTPError:
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(upstream.status_code)
+        for key, value in upstream.headers.items():
+            if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(key, value)
+        content = upstream.content
+        declared = upstream.headers.get("content-length", str(len(content)))
+        self.send_header(
+            "Content-Length", declared if self.command == "HEAD" else str(len(content))
+        )
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class ClusterProcess:
+    """The cluster shape: ingest, api and processor as separate processes behind one routing front.
+
+    It offers the interface of ``ServerProcess`` so the same tests run against it.
+    """
+
+    def __init__(self, binary: Path, data_dir: Path, storage_env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.roles = {
+            role: ServerProcess(binary, data_dir / role, storage_env=storage_env, roles=(role,))
+            for role in ("api", "ingest", "processor")
+        }
+        self._front: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        for process in self.roles.values():
+            process.start()
+        if self._front is None:
+            handler = type(
+                "Router",
+                (_Router,),
+                {"api_url": self.roles["api"].url, "ingest_url": self.roles["ingest"].url},
+            )
+            self._front = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+            threading.Thread(target=self._front.serve_forever, daemon=True).start()
+
+    def _stop_front(self) -> None:
+        if self._front is not None:
+            self._front.shutdown()
+            self._front.server_close()
+            self._front = None
+
+    def stop(self) -> None:
+        self._stop_front()
+        for process in self.roles.values():
+            process.stop()
+
+    def kill(self) -> None:
+        self._stop_front()
+        for process in self.roles.values():
+            process.kill()
+
+    def output(self) -> str:
+        return "\n".join(f"--- {role} ---\n{p.output()}" for role, p in self.roles.items())

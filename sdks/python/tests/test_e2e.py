@@ -24,7 +24,7 @@ import pytest
 import track
 from track import errors
 
-from server_fixture import ServerProcess
+from server_fixture import ClusterProcess, ServerProcess, require_binary, storage_env
 
 pytestmark = pytest.mark.e2e
 
@@ -584,3 +584,26 @@ def test_idempotent_replay_of_one_batch(raw: httpx.Client, fresh_run: str) -> No
     assert metrics["good"]["count"] == 5
     assert metrics["n"]["last_value"] == "NaN"
     assert metrics["n"]["min"] is None
+
+
+def test_cluster_roles_serve_only_their_routes(tmp_path: Path) -> None:
+    """In the cluster shape each process runs one role; the routing front hides that."""
+    cluster = ClusterProcess(require_binary(), tmp_path / "cluster", storage_env("cluster"))
+    cluster.start()
+    try:
+        check_role_routes(cluster)
+    finally:
+        cluster.stop()
+
+
+def check_role_routes(cluster: ClusterProcess) -> None:
+    roles = cluster.roles
+    ingest, api, processor = roles["ingest"].url, roles["api"].url, roles["processor"].url
+    assert httpx.get(f"{ingest}/api/v1/projects").status_code == 404
+    # The ingest process routes ingest (the run is unknown, so `run_id` is named); the processor
+    # has no such route at all.
+    unknown_run = httpx.post(f"{ingest}/api/v1/ingest", json={"run_id": "nope"}).json()
+    assert unknown_run["error"]["field"] == "run_id"
+    assert "field" not in httpx.post(f"{processor}/api/v1/ingest", json={}).json()["error"]
+    assert httpx.get(f"{processor}/api/v1/health").json()["status"] == "ok"
+    assert httpx.get(f"{api}/api/v1/projects").status_code == 200
