@@ -199,10 +199,42 @@ pub enum RunCursor {
     Name { name: String, id: String },
 }
 
+impl RunSort {
+    /// Whether the order is by name (else by creation time).
+    pub fn is_by_name(self) -> bool {
+        matches!(self, RunSort::NameAsc | RunSort::NameDesc)
+    }
+
+    pub fn is_descending(self) -> bool {
+        matches!(self, RunSort::CreatedDesc | RunSort::NameDesc)
+    }
+
+    /// The keyset position just after `run` in this order.
+    pub fn cursor_after(self, run: &Run) -> RunCursor {
+        if self.is_by_name() {
+            RunCursor::Name { name: run.name.clone(), id: run.id.clone() }
+        } else {
+            RunCursor::Created { created_at_ms: run.created_at.timestamp_millis(), id: run.id.clone() }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPage {
     pub runs: Vec<Run>,
     pub next: Option<RunCursor>,
+}
+
+impl RunPage {
+    /// Builds a page from up to `limit + 1` runs in `sort` order: the extra run only tells that more follow.
+    pub fn from_overfetched(mut runs: Vec<Run>, limit: usize, sort: RunSort) -> RunPage {
+        if runs.len() <= limit {
+            return RunPage { runs, next: None };
+        }
+        runs.truncate(limit);
+        let next = runs.last().map(|last| sort.cursor_after(last));
+        RunPage { runs, next }
+    }
 }
 
 /// One metric point. The last write wins per (run, key, step).

@@ -469,12 +469,8 @@ impl MetadataStore for PostgresMetadataStore {
                 "strpos(translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), {p}) > 0"
             ));
         }
-        let (column, descending) = match query.sort {
-            RunSort::CreatedDesc => ("created_at", true),
-            RunSort::CreatedAsc => ("created_at", false),
-            RunSort::NameAsc => ("name", false),
-            RunSort::NameDesc => ("name", true),
-        };
+        let column = if query.sort.is_by_name() { "name" } else { "created_at" };
+        let descending = query.sort.is_descending();
         let (cmp, direction) = if descending { ("<", "DESC") } else { (">", "ASC") };
         match &query.after {
             Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
@@ -499,17 +495,8 @@ impl MetadataStore for PostgresMetadataStore {
             conditions.join(" AND ")
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        let mut runs = query_runs(&client, &sql, &refs).await?;
-        let next = if runs.len() > query.limit {
-            runs.truncate(query.limit);
-            runs.last().map(|last| match column {
-                "name" => RunCursor::Name { name: last.name.clone(), id: last.id.clone() },
-                _ => RunCursor::Created { created_at_ms: millis(last.created_at), id: last.id.clone() },
-            })
-        } else {
-            None
-        };
-        Ok(RunPage { runs, next })
+        let runs = query_runs(&client, &sql, &refs).await?;
+        Ok(RunPage::from_overfetched(runs, query.limit, query.sort))
     }
 
     async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>> {

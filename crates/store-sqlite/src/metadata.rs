@@ -423,12 +423,8 @@ impl MetadataStore for SqliteMetadataStore {
                     conditions.push("instr(lower(name), lower(?)) > 0".into());
                     values.push(Box::new(needle.clone()));
                 }
-                let (column, descending) = match query.sort {
-                    RunSort::CreatedDesc => ("created_at", true),
-                    RunSort::CreatedAsc => ("created_at", false),
-                    RunSort::NameAsc => ("name", false),
-                    RunSort::NameDesc => ("name", true),
-                };
+                let column = if query.sort.is_by_name() { "name" } else { "created_at" };
+                let descending = query.sort.is_descending();
                 let (cmp, direction) = if descending { ("<", "DESC") } else { (">", "ASC") };
                 match &query.after {
                     Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
@@ -461,17 +457,8 @@ impl MetadataStore for SqliteMetadataStore {
                     conditions.join(" AND ")
                 );
                 let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
-                let mut runs = query_runs(conn, &sql, &params)?;
-                let next = if runs.len() > query.limit {
-                    runs.truncate(query.limit);
-                    runs.last().map(|last| match column {
-                        "name" => RunCursor::Name { name: last.name.clone(), id: last.id.clone() },
-                        _ => RunCursor::Created { created_at_ms: millis(last.created_at), id: last.id.clone() },
-                    })
-                } else {
-                    None
-                };
-                Ok(RunPage { runs, next })
+                let runs = query_runs(conn, &sql, &params)?;
+                Ok(RunPage::from_overfetched(runs, query.limit, query.sort))
             })
             .await
     }
