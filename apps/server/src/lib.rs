@@ -4,8 +4,10 @@
 //! # Layout
 //! - [`stores`]: the composition root, URI → backend.
 //! - [`serve`]: router assembly, HTTP serving, graceful shutdown.
+//! - [`telemetry`]: the process's own metrics at `/metrics`.
 
 pub mod serve;
 pub mod stores;
+pub mod telemetry;
 
 pub use serve::{router, serve};

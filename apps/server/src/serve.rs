@@ -13,7 +13,7 @@ use trackstack_api::{ApiLimits, ApiState};
 use trackstack_config::{Config, Role};
 use trackstack_ingest::IngestService;
 use trackstack_processor::{Processor, ProcessorSettings};
-use trackstack_server_kit::{method_not_allowed, route_not_found, uniform_errors, JsonBodyLimit};
+use trackstack_server_kit::{method_not_allowed, record_http_metrics, route_not_found, uniform_errors, JsonBodyLimit};
 use trackstack_store::Stores;
 
 /// The HTTP surface of a process running `config.server.roles`.
@@ -22,6 +22,8 @@ use trackstack_store::Stores;
 /// process serves the write path (ingest and blob uploads) for deployments that scale it separately; a
 /// processor-only process serves health.
 pub fn router(config: &Config, stores: Stores) -> Router {
+    // Installed before any request is served, so nothing is recorded into the void.
+    crate::telemetry::prometheus();
     let roles = &config.server.roles;
     let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone());
     let api_state = ApiState { stores, limits: ApiLimits { max_blob_bytes: config.limits.max_blob_bytes } };
@@ -37,6 +39,8 @@ pub fn router(config: &Config, stores: Stores) -> Router {
         trackstack_api::health_router()
     };
     routes
+        .route("/metrics", get(crate::telemetry::metrics_endpoint))
+        .route_layer(axum::middleware::from_fn(record_http_metrics))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(JsonBodyLimit(json_limit)))
@@ -134,5 +138,24 @@ mod tests {
         let api_only = app_for(&[Role::Api], dir.path()).await;
         assert_eq!(status(&api_only, Method::GET, "/api/v1/projects").await, StatusCode::OK);
         assert_eq!(status(&api_only, Method::POST, "/api/v1/ingest").await, StatusCode::BAD_REQUEST);
+        for app in [&ingest_only, &processor_only, &api_only] {
+            assert_eq!(status(app, Method::GET, "/metrics").await, StatusCode::OK);
+        }
+    }
+
+    #[tokio::test]
+    async fn metrics_count_requests_by_route_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_for(&Role::ALL, dir.path()).await;
+        status(&app, Method::GET, "/api/v1/runs/some-run-id").await;
+        let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+        let body = app.clone().oneshot(request).await.unwrap().into_body();
+        let text = String::from_utf8(axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("trackstack_http_requests_total") && l.contains("route=\"/api/v1/runs/{run_id}\""))
+            .unwrap_or_else(|| panic!("no request counter for the route template in:\n{text}"));
+        assert!(line.contains("status=\"404\""), "{line}");
+        assert!(!text.contains("some-run-id"), "raw paths must not become labels");
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP plumbing the roles share: [`ApiError`] (the JSON error body for every failure, from the closed code
-//! table in `trackstack_domain::error`), and the [`Json`] and [`Query`] extractors, which turn malformed input
-//! into those errors with the offending field named instead of axum's plain-text rejections.
+//! table in `trackstack_domain::error`), the [`Json`] and [`Query`] extractors, which turn malformed input
+//! into those errors with the offending field named instead of axum's plain-text rejections, and the
+//! [`uniform_errors`] and [`record_http_metrics`] middleware.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -258,4 +259,30 @@ mod tests {
         let err = parse_json::<Batch>(br#"{"metrics": []} trailing"#).unwrap_err().0;
         assert_eq!(err.code, ErrorCode::MalformedRequest);
     }
+}
+
+/// Names of the metrics the HTTP layer records (Prometheus exposition at `/metrics`).
+pub mod metric_names {
+    /// Requests answered, by `method`, `route` (the route template) and `status`.
+    pub const HTTP_REQUESTS: &str = "trackstack_http_requests_total";
+    /// Time to answer, in seconds, by `method` and `route`.
+    pub const HTTP_REQUEST_DURATION: &str = "trackstack_http_request_duration_seconds";
+}
+
+/// Middleware that counts and times every request, labelled by the matched route template (never the raw
+/// path, which would explode the label set).
+pub async fn record_http_metrics(request: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(metric_names::HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(metric_names::HTTP_REQUEST_DURATION, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
 }

@@ -8,6 +8,16 @@ use trackstack_store::{MetadataStore, SeriesStore};
 
 use crate::batch::{IngestAck, IngestBatch};
 
+/// Names of the metrics the write path records.
+pub mod metric_names {
+    /// Points stored (replays count again: this measures work, not distinct points).
+    pub const POINTS: &str = "trackstack_ingest_points_total";
+    /// Batches stored.
+    pub const BATCHES: &str = "trackstack_ingest_batches_total";
+    /// Batches refused, by error `code`.
+    pub const REJECTED_BATCHES: &str = "trackstack_ingest_rejected_batches_total";
+}
+
 #[derive(Clone)]
 pub struct IngestService {
     metadata: Arc<dyn MetadataStore>,
@@ -24,6 +34,20 @@ impl IngestService {
     /// Points are written before the run's metadata, so a failure in between leaves only data a retry of
     /// the same batch rewrites to the same values.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestAck, Error> {
+        let result = self.store_batch(batch).await;
+        match &result {
+            Ok(ack) => {
+                metrics::counter!(metric_names::BATCHES).increment(1);
+                metrics::counter!(metric_names::POINTS).increment(ack.accepted_points as u64);
+            }
+            Err(error) => {
+                metrics::counter!(metric_names::REJECTED_BATCHES, "code" => error.code.as_str()).increment(1);
+            }
+        }
+        result
+    }
+
+    async fn store_batch(&self, batch: IngestBatch) -> Result<IngestAck, Error> {
         let now = Utc::now();
         let valid = batch.validate(now.timestamp_millis())?;
         let run = self.metadata.get_run(&valid.run_id).await?.ok_or_else(|| {
