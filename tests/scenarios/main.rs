@@ -4,5 +4,6 @@
 mod artifacts;
 mod bad_input;
 mod ingest;
+mod live;
 mod persistence;
 mod runs;

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{artifacts, blobs, health, projects, runs, series};
+use crate::routes::{artifacts, blobs, events, health, projects, runs, series};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use crate::routes::{artifacts, blobs, health, projects, runs, series};
         blobs::blob_exists,
         blobs::upload_blob,
         blobs::download_blob,
+        events::events,
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]

@@ -25,7 +25,7 @@ pub fn router(config: &Config, stores: Stores) -> Router {
     // Installed before any request is served, so nothing is recorded into the void.
     crate::telemetry::prometheus();
     let roles = &config.server.roles;
-    let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone());
+    let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone(), stores.changes.clone());
     let api_state = ApiState { stores, limits: ApiLimits { max_blob_bytes: config.limits.max_blob_bytes } };
     let json_limit = usize::try_from(config.limits.max_json_body_bytes).unwrap_or(usize::MAX);
     let routes = if roles.contains(&Role::Api) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use trackstack_config::{Config, StorageUri};
 use trackstack_store::Stores;
-use trackstack_store::{BlobStore, MetadataStore, SeriesStore};
+use trackstack_store::{BlobStore, ChangeFeed, LocalChangeFeed, MetadataStore, SeriesStore};
 use trackstack_store_blob::{FileBlobStore, S3BlobStore, S3Settings};
 use trackstack_store_clickhouse::{schema::SchemaOptions, ClickHouseOptions, ClickHouseSeriesStore};
 use trackstack_store_postgres::PostgresMetadataStore;
@@ -18,15 +18,20 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let series_uri = config.series_uri();
     let blobs_uri = config.blobs_uri();
     let metadata_context = || format!("cannot open metadata store {}", metadata_uri.redacted());
-    let metadata: Arc<dyn MetadataStore> = match metadata_uri.scheme.as_str() {
-        "sqlite" => {
-            Arc::new(SqliteMetadataStore::open(Path::new(&metadata_uri.location)).with_context(metadata_context)?)
-        }
-        "postgres" | "postgresql" => Arc::new(
-            PostgresMetadataStore::connect(&metadata_uri.to_string(), config.storage.postgres.max_connections)
-                .await
-                .with_context(metadata_context)?,
+    // Live updates travel through the metadata backend: in-process when embedded, NOTIFY on Postgres.
+    let (metadata, changes): (Arc<dyn MetadataStore>, Arc<dyn ChangeFeed>) = match metadata_uri.scheme.as_str() {
+        "sqlite" => (
+            Arc::new(SqliteMetadataStore::open(Path::new(&metadata_uri.location)).with_context(metadata_context)?),
+            Arc::new(LocalChangeFeed::new()),
         ),
+        "postgres" | "postgresql" => {
+            let store =
+                PostgresMetadataStore::connect(&metadata_uri.to_string(), config.storage.postgres.max_connections)
+                    .await
+                    .with_context(metadata_context)?;
+            let changes = store.change_feed().with_context(metadata_context)?;
+            (Arc::new(store), Arc::new(changes))
+        }
         _ => bail!(unsupported(&metadata_uri)),
     };
     let series_context = || format!("cannot open series store {}", series_uri.redacted());
@@ -65,7 +70,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         blobs = %blobs_uri.redacted(),
         "storage opened"
     );
-    Ok(Stores { metadata, series, blobs })
+    Ok(Stores { metadata, series, blobs, changes })
 }
 
 fn unsupported(uri: &StorageUri) -> String {

@@ -149,6 +149,17 @@ impl RunUpdate {
     pub fn is_empty(&self) -> bool {
         *self == RunUpdate::default()
     }
+
+    /// Whether the update changes what a run list shows beyond its heartbeat and metric summaries, which
+    /// change with every batch and are announced as point writes instead.
+    pub fn touches_more_than_heartbeat_and_summary(&self) -> bool {
+        let routine = RunUpdate {
+            summary_metrics: self.summary_metrics.clone(),
+            heartbeat: self.heartbeat,
+            ..Default::default()
+        };
+        *self != routine
+    }
 }
 
 /// Sort orders of the basic run list.
@@ -374,4 +385,59 @@ pub fn version_label(number: u32) -> String {
 /// Parses `v3` into 3; anything else is taken to be an alias.
 pub fn parse_version_label(label: &str) -> Option<u32> {
     label.strip_prefix('v')?.parse().ok()
+}
+
+/// A change other processes may want to see live (SSE). Small by design: it says what changed, and clients
+/// read the details through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChangeEvent {
+    /// A run was created, or its fields, config, summary, tags or state changed.
+    Run { project: String, run_id: String, state: RunState },
+    /// Points were written to a run.
+    Points {
+        project: String,
+        run_id: String,
+        /// The keys written (at most [`ChangeEvent::MAX_KEYS`]; `keys_truncated` says when there were more).
+        keys: Vec<String>,
+        keys_truncated: bool,
+        /// The highest step in the write.
+        max_step: i64,
+        points: u64,
+    },
+}
+
+impl ChangeEvent {
+    /// Keeps events well under transport limits (Postgres NOTIFY payloads stop at 8000 bytes).
+    pub const MAX_KEYS: usize = 20;
+
+    pub fn project(&self) -> &str {
+        match self {
+            ChangeEvent::Run { project, .. } | ChangeEvent::Points { project, .. } => project,
+        }
+    }
+
+    pub fn run_id(&self) -> &str {
+        match self {
+            ChangeEvent::Run { run_id, .. } | ChangeEvent::Points { run_id, .. } => run_id,
+        }
+    }
+
+    /// The event for a write of `points` to a run.
+    pub fn points_written(project: &str, run_id: &str, points: &[MetricPoint]) -> Option<ChangeEvent> {
+        let max_step = points.iter().map(|p| p.step).max()?;
+        let mut keys: Vec<String> = points.iter().map(|p| p.key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let keys_truncated = keys.len() > Self::MAX_KEYS;
+        keys.truncate(Self::MAX_KEYS);
+        Some(ChangeEvent::Points {
+            project: project.to_owned(),
+            run_id: run_id.to_owned(),
+            keys,
+            keys_truncated,
+            max_step,
+            points: points.len() as u64,
+        })
+    }
 }

@@ -5,8 +5,11 @@
 //! # Layout
 //! - [`migrations`]: the ordered schema steps and the locked runner.
 //! - `metadata`: the store, [`PostgresMetadataStore`].
+//! - `changes`: [`PostgresChangeFeed`], live updates across processes over `LISTEN`/`NOTIFY`.
 
+mod changes;
 mod metadata;
 pub mod migrations;
 
+pub use changes::PostgresChangeFeed;
 pub use metadata::PostgresMetadataStore;

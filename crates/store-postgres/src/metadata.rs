@@ -15,6 +15,10 @@ use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, Stor
 
 pub struct PostgresMetadataStore {
     pool: Pool,
+    /// The URL as libpq understands it (schema parameter resolved), for the change listener.
+    url: String,
+    /// The NOTIFY channel: one per schema, so deployments sharing a database do not hear each other.
+    channel: String,
 }
 
 fn backend(error: impl std::fmt::Display) -> StoreError {
@@ -66,7 +70,16 @@ impl PostgresMetadataStore {
         let pool = Pool::builder(manager).max_size(max_connections).build().map_err(backend)?;
         let mut client = pool.get().await.map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
         crate::migrations::migrate(&mut client).await.map_err(|e| backend(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        let channel = match &schema {
+            Some(schema) => format!("trackstack_changes_{schema}"),
+            None => "trackstack_changes".to_owned(),
+        };
+        Ok(Self { pool, url, channel })
+    }
+
+    /// A change feed over this database: every process connected to it sees every change.
+    pub fn change_feed(&self) -> StoreResult<crate::PostgresChangeFeed> {
+        crate::PostgresChangeFeed::start(&self.url, self.pool.clone(), self.channel.clone())
     }
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {

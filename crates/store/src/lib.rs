@@ -7,9 +7,11 @@
 //! # Layout
 //! - [`error`]: [`StoreError`], and how it maps onto the public error codes.
 //! - [`metadata`], [`series`], [`blob`]: one trait each.
+//! - [`changes`]: the change feed behind live updates, and its in-process implementation.
 //! - `testsuite`: the conformance suites.
 
 pub mod blob;
+pub mod changes;
 pub mod error;
 pub mod metadata;
 pub mod series;
@@ -17,6 +19,7 @@ pub mod series;
 pub mod testsuite;
 
 pub use blob::{BlobStore, ByteStream, PutBlobOutcome};
+pub use changes::{ChangeFeed, LocalChangeFeed};
 pub use error::{StoreError, StoreResult};
 pub use metadata::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome};
 pub use series::SeriesStore;
@@ -29,4 +32,5 @@ pub struct Stores {
     pub metadata: Arc<dyn MetadataStore>,
     pub series: Arc<dyn SeriesStore>,
     pub blobs: Arc<dyn BlobStore>,
+    pub changes: Arc<dyn ChangeFeed>,
 }

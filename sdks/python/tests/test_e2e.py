@@ -607,3 +607,36 @@ def check_role_routes(cluster: ClusterProcess) -> None:
     assert "field" not in httpx.post(f"{processor}/api/v1/ingest", json={}).json()["error"]
     assert httpx.get(f"{processor}/api/v1/health").json()["status"] == "ok"
     assert httpx.get(f"{api}/api/v1/projects").status_code == 200
+
+
+def test_cluster_live_updates_cross_processes(tmp_path: Path) -> None:
+    """A write through the ingest process reaches an event stream held open on the api process."""
+    cluster = ClusterProcess(require_binary(), tmp_path / "cluster", storage_env("cluster"))
+    cluster.start()
+    heard = threading.Event()
+    try:
+        api, ingest = cluster.roles["api"].url, cluster.roles["ingest"].url
+        created = httpx.post(f"{api}/api/v1/projects/live/runs", json={"id": "live-run"})
+        assert created.status_code == 201, created.text
+        batch = {"run_id": "live-run", "metrics": [{"key": "loss", "step": 3, "value": 0.5}]}
+
+        def write_until_heard() -> None:
+            # The api process listens in the background; the write is idempotent, so repeat it.
+            for _ in range(30):
+                if heard.is_set():
+                    return
+                httpx.post(f"{ingest}/api/v1/ingest", json=batch)
+                time.sleep(0.5)
+
+        with httpx.stream("GET", f"{api}/api/v1/events?project=live", timeout=20) as events:
+            assert events.status_code == 200
+            threading.Thread(target=write_until_heard, daemon=True).start()
+            line = next(line for line in events.iter_lines() if line.startswith("data: "))
+            heard.set()
+        received = json.loads(line.removeprefix("data: "))
+        assert received["type"] == "points"
+        assert (received["run_id"], received["keys"]) == ("live-run", ["loss"])
+        assert received["max_step"] == 3
+    finally:
+        heard.set()
+        cluster.stop()

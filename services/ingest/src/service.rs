@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use trackstack_domain::model::ChangeEvent;
 use trackstack_domain::Error;
-use trackstack_store::{MetadataStore, SeriesStore};
+use trackstack_store::{ChangeFeed, MetadataStore, SeriesStore};
 
 use crate::batch::{IngestAck, IngestBatch};
 
@@ -22,11 +23,19 @@ pub mod metric_names {
 pub struct IngestService {
     metadata: Arc<dyn MetadataStore>,
     series: Arc<dyn SeriesStore>,
+    changes: Arc<dyn ChangeFeed>,
 }
 
 impl IngestService {
-    pub fn new(metadata: Arc<dyn MetadataStore>, series: Arc<dyn SeriesStore>) -> Self {
-        Self { metadata, series }
+    pub fn new(metadata: Arc<dyn MetadataStore>, series: Arc<dyn SeriesStore>, changes: Arc<dyn ChangeFeed>) -> Self {
+        Self { metadata, series, changes }
+    }
+
+    /// Announces a durable write; a failure costs live freshness only, so it is logged, not returned.
+    async fn announce(&self, event: ChangeEvent) {
+        if let Err(error) = self.changes.publish(event).await {
+            tracing::warn!(%error, "could not publish a change event");
+        }
     }
 
     /// Validates and stores one batch; returns once every part is durable.
@@ -54,7 +63,16 @@ impl IngestService {
             Error::not_found(format!("run `{}` not found; create it first", valid.run_id)).with_field("run_id")
         })?;
         self.series.write_points(&run.project, &run.id, &valid.points).await?;
-        self.metadata.update_run(&run.id, valid.update, now).await?;
+        let state_before = run.state;
+        let touches_run = valid.update.touches_more_than_heartbeat_and_summary();
+        let updated = self.metadata.update_run(&run.id, valid.update, now).await?;
+        if let Some(event) = ChangeEvent::points_written(&run.project, &run.id, &valid.points) {
+            self.announce(event).await;
+        }
+        if touches_run || updated.state != state_before {
+            self.announce(ChangeEvent::Run { project: updated.project, run_id: updated.id, state: updated.state })
+                .await;
+        }
         Ok(IngestAck { accepted_points: valid.points.len() })
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod artifacts;
 pub(crate) mod blobs;
+pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod projects;
 pub(crate) mod runs;
@@ -33,6 +34,7 @@ pub fn router(state: ApiState) -> Router {
             get(artifacts::download_artifact_file),
         )
         .route("/api/v1/blobs/{digest}", get(blobs::download_blob).head(blobs::blob_exists).put(blobs::upload_blob))
+        .route("/api/v1/events", get(events::events))
         .with_state(state)
 }
 

@@ -152,7 +152,10 @@ pub async fn create_run(
         metadata,
     };
     match state.stores.metadata.create_run(new, Utc::now()).await? {
-        RunCreateOutcome::Created(run) => Ok((StatusCode::CREATED, axum::Json(run))),
+        RunCreateOutcome::Created(run) => {
+            state.announce(&run).await;
+            Ok((StatusCode::CREATED, axum::Json(run)))
+        }
         RunCreateOutcome::Existing(run) if body.if_exists == IfExists::Return => Ok((StatusCode::OK, axum::Json(run))),
         RunCreateOutcome::Existing(run) => {
             Err(Error::new(ErrorCode::AlreadyExists, format!("run `{}` already exists", run.id))
@@ -209,7 +212,9 @@ pub async fn update_run(
         exit_code: body.exit_code,
         ..Default::default()
     };
-    Ok(axum::Json(state.stores.metadata.update_run(&run_id, update, Utc::now()).await?))
+    let run = state.stores.metadata.update_run(&run_id, update, Utc::now()).await?;
+    state.announce(&run).await;
+    Ok(axum::Json(run))
 }
 
 /// Finish a run. Replaying it keeps the first end time.
@@ -226,7 +231,9 @@ pub async fn finish_run(
     }
     let update =
         RunUpdate { state: Some(final_state), exit_code: body.exit_code, heartbeat: true, ..Default::default() };
-    Ok(axum::Json(state.stores.metadata.update_run(&run_id, update, Utc::now()).await?))
+    let run = state.stores.metadata.update_run(&run_id, update, Utc::now()).await?;
+    state.announce(&run).await;
+    Ok(axum::Json(run))
 }
 
 /// Delete a run with its points and artifact links.
