@@ -92,4 +92,34 @@ mod tests {
         assert_eq!(store.get_run("r1").await.unwrap().unwrap().state, RunState::Crashed);
         assert!(processor.run_once(start + chrono::Duration::seconds(400)).await.unwrap().crashed_runs.is_empty());
     }
+
+    #[tokio::test]
+    async fn two_processors_at_once_mark_each_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&dir.path().join("m.db")).unwrap());
+        let start = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        for i in 0..50 {
+            let run = NewRun {
+                id: format!("r{i}"),
+                project: "p".into(),
+                name: format!("r{i}"),
+                group: None,
+                job_type: None,
+                tags: vec![],
+                notes: String::new(),
+                config: JsonMap::new(),
+                metadata: JsonMap::new(),
+            };
+            store.create_run(run, start).await.unwrap();
+        }
+        let settings = ProcessorSettings { interval: Duration::from_secs(30), crash_after: Duration::from_secs(300) };
+        let (one, two) = (Processor::new(store.clone(), settings), Processor::new(store.clone(), settings));
+        let later = start + chrono::Duration::seconds(600);
+        let (a, b) = tokio::join!(one.run_once(later), two.run_once(later));
+        let mut marked = [a.unwrap().crashed_runs, b.unwrap().crashed_runs].concat();
+        marked.sort();
+        let mut expected: Vec<String> = (0..50).map(|i| format!("r{i}")).collect();
+        expected.sort();
+        assert_eq!(marked, expected, "every run is marked by exactly one of the two");
+    }
 }
