@@ -168,6 +168,8 @@ impl SeriesStore for ClickHouseSeriesStore {
             ("precise_float_parsing", "1"),
             ("async_insert", async_insert),
             ("wait_for_async_insert", "1"),
+            // Buffered inserts honour the token too, so replays stay no-ops in either mode.
+            ("async_insert_deduplicate", "1"),
         ];
         let sql = format!(
             "INSERT INTO {} (project, run_id, key, step, value, time_ms, version) FORMAT JSONEachRow",
@@ -325,14 +327,21 @@ mod conformance {
     use super::{ClickHouseOptions, ClickHouseSeriesStore};
 
     /// A store in a database of its own, so tests run side by side on one server.
-    async fn open() -> Option<(Box<ClickHouseSeriesStore>, ())> {
+    pub(super) async fn open(options: ClickHouseOptions) -> Option<(Box<ClickHouseSeriesStore>, ())> {
         let url = trackstack_store::testsuite::external_service_url("TRACKSTACK_TEST_CLICKHOUSE_URL")?;
         let host = url.trim_start_matches("http://").trim_end_matches('/');
         let location = format!("{host}/conformance_{:016x}", rand::random::<u64>());
-        let store =
-            ClickHouseSeriesStore::connect(&location, ClickHouseOptions::default()).await.expect("open the store");
+        let store = ClickHouseSeriesStore::connect(&location, options).await.expect("open the store");
         Some((Box::new(store), ()))
     }
 
-    trackstack_store::series_store_conformance!(open());
+    trackstack_store::series_store_conformance!(open(ClickHouseOptions::default()));
+}
+
+#[cfg(test)]
+mod conformance_with_async_inserts {
+    use super::conformance::open;
+    use super::ClickHouseOptions;
+
+    trackstack_store::series_store_conformance!(open(ClickHouseOptions { async_insert: true, ..Default::default() }));
 }
