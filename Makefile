@@ -13,7 +13,7 @@ BIND ?= 127.0.0.1:3000
 SERVER_RELEASE := $(CARGO_TARGET_DIR)/release/trackstack
 SERVER_DEBUG := $(CARGO_TARGET_DIR)/debug/trackstack
 
-.PHONY: help run build venv test test-rust test-python lint fmt clean
+.PHONY: help run build venv venv-test test test-rust test-python lint fmt clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,20 +27,26 @@ build: ## Build the trackstack binary (release)
 
 venv: $(VENV)/.installed ## Create .venv with the Python SDK (editable) and its dev tools
 
-$(VENV)/.installed: sdks/python/pyproject.toml tests/support/requirements.txt
+$(VENV)/.installed: sdks/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e 'sdks/python[dev]' -r tests/support/requirements.txt
+	$(VENV)/bin/pip install --quiet -e 'sdks/python[dev]'
 	touch $@
 
-test: lint ## Run every suite (lint; Rust and Python tests with Postgres and ClickHouse started for them)
+venv-test: $(VENV)/.installed-test ## Add what the test services need to .venv (chDB for the ClickHouse front)
+
+$(VENV)/.installed-test: $(VENV)/.installed tests/support/requirements.txt
+	$(VENV)/bin/pip install --quiet -r tests/support/requirements.txt
+	touch $@
+
+test: lint venv-test ## Run every suite (lint; Rust and Python tests with Postgres, ClickHouse and S3 started for them)
 	tests/support/with-services $(MAKE) --no-print-directory test-rust test-python
 
 test-rust: ## Rust unit, conformance and HTTP tests (external suites need tests/support/with-services)
 	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --workspace --locked --no-tests=fail; \
 	else cargo test --workspace --locked; fi
 
-test-python: venv ## Python SDK tests against the real server binary, and the test-support tests
+test-python: venv-test ## Python SDK tests against the real server binary, and the test-support tests
 	cargo build --locked -p trackstack-server
 	TRACKSTACK_BIN=$(SERVER_DEBUG) $(VENV)/bin/pytest -q sdks/python/tests
 	$(VENV)/bin/pytest -q tests/support
