@@ -80,22 +80,31 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is first
+/// polled, so a signal that arrives while the server is still starting is not lost (and does not kill it).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let overrides =
         CliOverrides { data_dir: args.data_dir, bind: args.bind, log_format: args.log_format, roles: args.roles };
     let config = Config::load(args.config.as_deref(), &overrides)?;
@@ -108,7 +117,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %config.data_dir.display(), ?roles, "trackstack server starting");
     // One plain line on stdout, once the port is bound, for people and for scripts that wait on it.
     println!("Trackstack is listening on http://{address}");
-    trackstack_server::serve(config, listener, shutdown_signal()).await?;
+    trackstack_server::serve(config, listener, shutdown).await?;
     tracing::info!("trackstack server stopped");
     Ok(())
 }
