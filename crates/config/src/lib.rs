@@ -119,31 +119,16 @@ impl Default for PostgresConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     /// Cluster name for `ON CLUSTER` DDL; empty for a single server.
     pub cluster: Option<String>,
     /// Use Replicated* engines and a Distributed table over them (needs `cluster`).
     pub replicated: bool,
-    /// The ingest role flushes buffered points when this many are pending …
-    pub insert_batch_max_rows: usize,
-    /// … or when the oldest has waited this long.
-    pub insert_batch_max_age_ms: u64,
-    /// Let ClickHouse buffer inserts server-side (`async_insert=1, wait_for_async_insert=1`).
+    /// Let ClickHouse buffer inserts server-side (`async_insert=1, wait_for_async_insert=1`), for many small
+    /// batches; each ingest request still returns only once its points are written, and replays stay no-ops.
     pub async_insert: bool,
-}
-
-impl Default for ClickHouseConfig {
-    fn default() -> Self {
-        Self {
-            cluster: None,
-            replicated: false,
-            insert_batch_max_rows: 100_000,
-            insert_batch_max_age_ms: 50,
-            async_insert: false,
-        }
-    }
 }
 
 /// S3-compatible object storage (AWS S3, MinIO, Garage). Credentials come from here or, when empty, from the
