@@ -217,6 +217,18 @@ impl Default for LogConfig {
     }
 }
 
+/// Text settings whose environment variables are taken verbatim. figment reads `TRACKSTACK_*` values as typed
+/// literals, so a secret such as `0123` would otherwise arrive as the number 123 (or fail as a non-string).
+const VERBATIM_ENV: &[(&str, fn(&mut Config) -> &mut Option<String>)] = &[
+    ("TRACKSTACK_STORAGE__S3__ACCESS_KEY_ID", |c| &mut c.storage.s3.access_key_id),
+    ("TRACKSTACK_STORAGE__S3__SECRET_ACCESS_KEY", |c| &mut c.storage.s3.secret_access_key),
+    ("TRACKSTACK_STORAGE__S3__ENDPOINT", |c| &mut c.storage.s3.endpoint),
+    ("TRACKSTACK_STORAGE__CLICKHOUSE__CLUSTER", |c| &mut c.storage.clickhouse.cluster),
+    ("TRACKSTACK_STORAGE__METADATA", |c| &mut c.storage.metadata),
+    ("TRACKSTACK_STORAGE__SERIES", |c| &mut c.storage.series),
+    ("TRACKSTACK_STORAGE__BLOBS", |c| &mut c.storage.blobs),
+];
+
 /// The platform's data directory for Trackstack, e.g. `~/.local/share/trackstack` on Linux.
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("trackstack")
@@ -266,7 +278,10 @@ impl Config {
         }
         let env = env.split("__").filter(|key| {
             let top = key.as_str().split('.').next().unwrap_or_default();
-            ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+            let verbatim = VERBATIM_ENV
+                .iter()
+                .any(|(name, _)| name[ENV_PREFIX.len()..].replace("__", ".").eq_ignore_ascii_case(key.as_str()));
+            !verbatim && ENV_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
         });
         figment = figment.merge(env);
         let mut flags = Figment::new();
@@ -282,7 +297,12 @@ impl Config {
         if !cli.roles.is_empty() {
             flags = flags.merge(Serialized::default("server.roles", &cli.roles));
         }
-        let config: Config = figment.merge(flags).extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let mut config: Config = figment.merge(flags).extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        for (name, field) in VERBATIM_ENV {
+            if let Ok(value) = std::env::var(name) {
+                *field(&mut config) = Some(value);
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -512,6 +532,18 @@ mod tests {
             let config = Config::load(None, &CliOverrides::default()).unwrap();
             assert_eq!(config.server.roles, [Role::Ingest, Role::Api]);
             assert_eq!(config.metadata_uri().redacted(), "postgres://trackstack:***@db:5432/trackstack");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_made_of_digits_stay_strings() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TRACKSTACK_STORAGE__S3__SECRET_ACCESS_KEY", "0123456789");
+            jail.set_env("TRACKSTACK_STORAGE__S3__ACCESS_KEY_ID", "42");
+            let config = Config::load(None, &CliOverrides::default()).unwrap();
+            assert_eq!(config.storage.s3.secret_access_key.as_deref(), Some("0123456789"));
+            assert_eq!(config.storage.s3.access_key_id.as_deref(), Some("42"));
             Ok(())
         });
     }
