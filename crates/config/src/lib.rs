@@ -217,9 +217,12 @@ impl Default for LogConfig {
     }
 }
 
+/// Where a text setting lives in the config.
+type TextField = fn(&mut Config) -> &mut Option<String>;
+
 /// Text settings whose environment variables are taken verbatim. figment reads `TRACKSTACK_*` values as typed
 /// literals, so a secret such as `0123` would otherwise arrive as the number 123 (or fail as a non-string).
-const VERBATIM_ENV: &[(&str, fn(&mut Config) -> &mut Option<String>)] = &[
+const VERBATIM_ENV: &[(&str, TextField)] = &[
     ("TRACKSTACK_STORAGE__S3__ACCESS_KEY_ID", |c| &mut c.storage.s3.access_key_id),
     ("TRACKSTACK_STORAGE__S3__SECRET_ACCESS_KEY", |c| &mut c.storage.s3.secret_access_key),
     ("TRACKSTACK_STORAGE__S3__ENDPOINT", |c| &mut c.storage.s3.endpoint),
