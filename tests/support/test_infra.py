@@ -57,6 +57,7 @@ OTEL = ROOT / "infra/observability/otel-collector.yaml"
 ROLES = ("ingest", "api", "processor")
 ENV_PREFIX = "TRACKSTACK_"
 HEALTH_PATH = "/api/v1/health"
+READY_PATH = "/api/v1/ready"
 PORT = 3000
 IN_CI = os.environ.get("CI") == "true"
 
@@ -409,7 +410,8 @@ def test_compose_cluster_shape() -> None:
         assert condition(role, "migrate") == "service_completed_successfully"
         command = service["command"]
         assert command[0] == "server" and command[command.index("--role") + 1] == role, command
-        assert HEALTH_PATH in " ".join(service["healthcheck"]["test"])
+        # Dependents wait for readiness: every store answers, not merely the port.
+        assert READY_PATH in " ".join(service["healthcheck"]["test"])
 
     api_ports = [interpolate(p) for p in services["api"]["ports"]]
     # `docker compose up -d` → http://localhost:3000, as the seed promises.
@@ -579,6 +581,7 @@ def test_chart_metadata_and_values() -> None:
     assert {"repository", "tag", "pullPolicy"} <= set(values["image"])
     assert values["containerPort"] == PORT
     assert values["probes"]["path"] == HEALTH_PATH
+    assert values["probes"]["readinessPath"] == READY_PATH
     assert "existingSecret" in values["storageSecret"]
     for role in ROLES:
         assert role in values["roles"], f"values.roles.{role} is missing"
@@ -712,7 +715,8 @@ def test_chart_renders_and_lints_with_helm(values_file: Path) -> None:
     for deployment in deployments:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["args"][:1] == ["server"] and "--role" in container["args"]
-        assert container["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
+        assert container["readinessProbe"]["httpGet"]["path"] == READY_PATH
+        assert container["livenessProbe"]["httpGet"]["path"] == HEALTH_PATH
         for env in container["env"]:
             if env["name"].startswith(ENV_PREFIX):
                 assert env["name"] in env_names(), env["name"]

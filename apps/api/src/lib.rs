@@ -10,5 +10,6 @@ pub mod openapi;
 mod routes;
 pub mod state;
 
-pub use routes::{health_router, router, upload_router};
+pub use routes::health::Readiness;
+pub use routes::{health_router, readiness_router, router, upload_router};
 pub use state::{ApiLimits, ApiState};

@@ -13,6 +13,7 @@ use crate::routes::{artifacts, blobs, events, health, projects, runs, series};
     paths(
         health::health,
         health::openapi_document,
+        health::ready,
         projects::create_project,
         projects::list_projects,
         projects::get_project,

@@ -1,6 +1,8 @@
 //! Router assembly and serving.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Html;
@@ -9,7 +11,7 @@ use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
-use trackstack_api::{ApiLimits, ApiState};
+use trackstack_api::{ApiLimits, ApiState, Readiness};
 use trackstack_config::{Config, Role};
 use trackstack_ingest::IngestService;
 use trackstack_processor::{Processor, ProcessorSettings};
@@ -21,10 +23,11 @@ use trackstack_store::Stores;
 /// The api role serves the whole REST API, ingest included, so one URL is enough for a client; an ingest-only
 /// process serves the write path (ingest and blob uploads) for deployments that scale it separately; a
 /// processor-only process serves health.
-pub fn router(config: &Config, stores: Stores) -> Router {
+pub fn router(config: &Config, stores: Stores, draining: Arc<AtomicBool>) -> Router {
     // Installed before any request is served, so nothing is recorded into the void.
     crate::telemetry::prometheus();
     let roles = &config.server.roles;
+    let readiness = Readiness { stores: stores.clone(), draining };
     let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone(), stores.changes.clone());
     let api_state = ApiState { stores, limits: ApiLimits { max_blob_bytes: config.limits.max_blob_bytes } };
     let json_limit = usize::try_from(config.limits.max_json_body_bytes).unwrap_or(usize::MAX);
@@ -39,6 +42,7 @@ pub fn router(config: &Config, stores: Stores) -> Router {
         trackstack_api::health_router()
     };
     routes
+        .merge(trackstack_api::readiness_router(readiness))
         .route("/metrics", get(crate::telemetry::metrics_endpoint))
         .route_layer(axum::middleware::from_fn(record_http_metrics))
         .fallback(route_not_found)
@@ -67,7 +71,8 @@ pub async fn serve(
         };
         Processor::new(stores.metadata.clone(), settings)
     });
-    let app = router(&config, stores);
+    let draining = Arc::new(AtomicBool::new(false));
+    let app = router(&config, stores, Arc::clone(&draining));
     // The processor stops when the server does: its jobs are idempotent, so an interrupted pass is simply redone.
     let (stop_processor, processor_stopped) = tokio::sync::oneshot::channel::<()>();
     let processor_task = processor.map(|p| {
@@ -79,6 +84,7 @@ pub async fn serve(
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
+        draining.store(true, Ordering::Relaxed);
         tracing::info!("shutting down; finishing in-flight requests");
         let _ = signalled_tx.send(());
     });
@@ -119,7 +125,7 @@ mod tests {
     async fn app_for(roles: &[Role], dir: &std::path::Path) -> Router {
         let mut config = Config { data_dir: dir.to_owned(), ..Config::default() };
         config.server.roles = roles.to_vec();
-        router(&config, crate::stores::open_stores(&config).await.unwrap())
+        router(&config, crate::stores::open_stores(&config).await.unwrap(), Arc::default())
     }
 
     #[tokio::test]
@@ -140,7 +146,20 @@ mod tests {
         assert_eq!(status(&api_only, Method::POST, "/api/v1/ingest").await, StatusCode::BAD_REQUEST);
         for app in [&ingest_only, &processor_only, &api_only] {
             assert_eq!(status(app, Method::GET, "/metrics").await, StatusCode::OK);
+            assert_eq!(status(app, Method::GET, "/api/v1/ready").await, StatusCode::OK);
         }
+    }
+
+    #[tokio::test]
+    async fn a_draining_process_is_not_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        let draining = Arc::new(AtomicBool::new(false));
+        let app = router(&config, crate::stores::open_stores(&config).await.unwrap(), Arc::clone(&draining));
+        assert_eq!(status(&app, Method::GET, "/api/v1/ready").await, StatusCode::OK);
+        draining.store(true, Ordering::Relaxed);
+        assert_eq!(status(&app, Method::GET, "/api/v1/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(&app, Method::GET, "/api/v1/health").await, StatusCode::OK, "alive while draining");
     }
 
     #[tokio::test]

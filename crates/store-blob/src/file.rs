@@ -51,6 +51,11 @@ async fn file_size(path: &Path) -> StoreResult<Option<u64>> {
 
 #[async_trait]
 impl BlobStore for FileBlobStore {
+    async fn check(&self) -> StoreResult<()> {
+        let dir = self.root.join("sha256");
+        tokio::fs::metadata(&dir).await.map_err(|e| io_error("cannot reach", &dir, e)).map(drop)
+    }
+
     async fn blob_size(&self, digest: &str) -> StoreResult<Option<u64>> {
         file_size(&self.blob_path(digest)?).await
     }

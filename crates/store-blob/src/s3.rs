@@ -121,6 +121,10 @@ impl S3BlobStore {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
+    async fn check(&self) -> StoreResult<()> {
+        self.store.list_with_delimiter(Some(&self.path("sha256"))).await.map_err(backend).map(drop)
+    }
+
     async fn blob_size(&self, digest: &str) -> StoreResult<Option<u64>> {
         match self.store.head(&self.blob_path(digest)?).await {
             Ok(meta) => Ok(Some(meta.size)),

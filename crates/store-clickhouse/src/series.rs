@@ -131,6 +131,10 @@ impl ClickHouseSeriesStore {
 
 #[async_trait]
 impl SeriesStore for ClickHouseSeriesStore {
+    async fn check(&self) -> StoreResult<()> {
+        self.client.fetch("SELECT 1", &[], &[]).await.map(drop)
+    }
+
     async fn write_points(&self, project: &str, run_id: &str, points: &[MetricPoint]) -> StoreResult<()> {
         if points.is_empty() {
             return Ok(());

@@ -355,6 +355,11 @@ async fn find_artifact(
 
 #[async_trait]
 impl MetadataStore for PostgresMetadataStore {
+    async fn check(&self) -> StoreResult<()> {
+        self.client().await?.query_one("SELECT 1", &[]).await.map_err(backend)?;
+        Ok(())
+    }
+
     async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project> {
         let client = self.client().await?;
         let inserted = client

@@ -285,6 +285,10 @@ fn find_artifact(conn: &Connection, project: &str, name: &str, label: &str) -> S
 
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
+    async fn check(&self) -> StoreResult<()> {
+        self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).backend()).await
+    }
+
     async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project> {
         let project = Project { name: name.to_owned(), description: description.to_owned(), created_at: now };
         self.db

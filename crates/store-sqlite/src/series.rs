@@ -68,6 +68,10 @@ fn finite_extremes(conn: &Connection, series_id: i64) -> StoreResult<(Option<f64
 
 #[async_trait]
 impl SeriesStore for SqliteSeriesStore {
+    async fn check(&self) -> StoreResult<()> {
+        self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).backend()).await
+    }
+
     async fn write_points(&self, project: &str, run_id: &str, points: &[MetricPoint]) -> StoreResult<()> {
         if points.is_empty() {
             return Ok(());

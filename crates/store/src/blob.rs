@@ -20,6 +20,8 @@ pub struct PutBlobOutcome {
 
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
+    /// Answers whether the backend is reachable and usable (a cheap round trip), for readiness probes.
+    async fn check(&self) -> StoreResult<()>;
     /// The size of the blob, if stored.
     async fn blob_size(&self, digest: &str) -> StoreResult<Option<u64>>;
     /// Streams `body` in, hashing as it goes; stores it under `digest` only if the content's sha256 equals

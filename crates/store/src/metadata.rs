@@ -26,6 +26,8 @@ pub enum ArtifactLogOutcome {
 
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
+    /// Answers whether the backend is reachable and usable (a cheap round trip), for readiness probes.
+    async fn check(&self) -> StoreResult<()>;
     /// Creates a project; `AlreadyExists` if the name is taken.
     async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project>;
     async fn get_project(&self, name: &str) -> StoreResult<Option<Project>>;

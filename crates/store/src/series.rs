@@ -7,6 +7,8 @@ use crate::StoreResult;
 
 #[async_trait]
 pub trait SeriesStore: Send + Sync + 'static {
+    /// Answers whether the backend is reachable and usable (a cheap round trip), for readiness probes.
+    async fn check(&self) -> StoreResult<()>;
     /// Stores points durably before returning; the last write wins per (run, key, step) whatever the order.
     async fn write_points(&self, project: &str, run_id: &str, points: &[MetricPoint]) -> StoreResult<()>;
     /// Every key a run has logged, with its statistics, sorted by key.

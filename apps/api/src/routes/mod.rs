@@ -3,7 +3,7 @@
 pub(crate) mod artifacts;
 pub(crate) mod blobs;
 pub(crate) mod events;
-pub(crate) mod health;
+pub mod health;
 pub(crate) mod projects;
 pub(crate) mod runs;
 pub(crate) mod series;
@@ -50,4 +50,9 @@ pub fn upload_router(state: ApiState) -> Router {
 /// The routes a processor-only process serves: health.
 pub fn health_router() -> Router {
     Router::new().route("/api/v1/health", get(health::health))
+}
+
+/// `GET /api/v1/ready`, which every role serves.
+pub fn readiness_router(readiness: health::Readiness) -> Router {
+    Router::new().route("/api/v1/ready", get(health::ready)).with_state(readiness)
 }

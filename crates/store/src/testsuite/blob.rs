@@ -68,3 +68,7 @@ pub async fn large_blobs_round_trip(store: &dyn BlobStore) {
     assert_eq!((put.size, put.created), (data.len() as u64, true));
     assert!(read_all(store, &digest).await.unwrap() == data, "content differs after the round trip");
 }
+
+pub async fn a_working_store_reports_ready(store: &dyn BlobStore) {
+    store.check().await.expect("a freshly opened store is ready");
+}

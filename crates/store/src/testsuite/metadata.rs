@@ -297,3 +297,7 @@ pub async fn silent_running_runs_are_marked_crashed(store: &dyn MetadataStore) {
     assert!(store.mark_crashed_runs(at(500), at(3_000)).await.unwrap().is_empty(), "a second pass finds nothing");
     assert_eq!(store.get_run("alive").await.unwrap().unwrap().state, RunState::Running);
 }
+
+pub async fn a_working_store_reports_ready(store: &dyn MetadataStore) {
+    store.check().await.expect("a freshly opened store is ready");
+}

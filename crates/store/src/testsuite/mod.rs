@@ -68,6 +68,7 @@ macro_rules! metadata_store_conformance {
                 run_listing_filters_by_state_tag_and_name,
                 artifact_versions_are_numbered_and_deduplicated,
                 silent_running_runs_are_marked_crashed,
+                a_working_store_reports_ready,
             ]
         );
     };
@@ -88,6 +89,7 @@ macro_rules! series_store_conformance {
                 buckets_aggregate_finite_values_only,
                 bucket_ranges_default_to_the_series_extent,
                 deleting_a_run_removes_its_points,
+                a_working_store_reports_ready,
             ]
         );
     };
@@ -106,6 +108,7 @@ macro_rules! blob_store_conformance {
                 a_failing_upload_stores_nothing,
                 storing_twice_keeps_one_copy,
                 large_blobs_round_trip,
+                a_working_store_reports_ready,
             ]
         );
     };

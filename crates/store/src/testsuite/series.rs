@@ -106,3 +106,7 @@ pub async fn deleting_a_run_removes_its_points(store: &dyn SeriesStore) {
     assert!(all_values(store, "r1", "x").await.is_empty());
     assert_eq!(all_values(store, "r2", "x").await, [(0, 2.0)]);
 }
+
+pub async fn a_working_store_reports_ready(store: &dyn SeriesStore) {
+    store.check().await.expect("a freshly opened store is ready");
+}
