@@ -640,3 +640,33 @@ def test_cluster_live_updates_cross_processes(tmp_path: Path) -> None:
     finally:
         heard.set()
         cluster.stop()
+
+
+def test_cluster_ingest_url_sends_writes_to_the_ingest_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TRACKSTACK_INGEST_URL the SDK talks to the api and ingest processes directly."""
+    cluster = ClusterProcess(require_binary(), tmp_path / "cluster", storage_env("cluster"))
+    cluster.start()
+    try:
+        api, ingest = cluster.roles["api"].url, cluster.roles["ingest"].url
+        monkeypatch.setenv("TRACKSTACK_INGEST_URL", ingest)
+        weights = tmp_path / "weights.bin"
+        weights.write_bytes(os.urandom(10_000))
+        run = track.init(project="direct", url=api, config={"lr": 0.1})
+        for step in range(20):
+            run.log({"loss": 1 / (step + 1)})
+        run.log_artifact(weights, type="model")
+        result = run.finish()
+        assert result.ok, result
+        # Writes went to the ingest process: its request counter saw them.
+        metrics = httpx.get(f"{ingest}/metrics").text
+        assert 'route="/api/v1/ingest",status="200"' in metrics
+        assert 'route="/api/v1/blobs/{digest}"' in metrics
+        got = track.Api(api).run(run.id)
+        assert [row["_step"] for row in got.history()] == list(range(20))
+        (artifact,) = got.artifacts()
+        out = Path(artifact.download(tmp_path / "out"))
+        assert (out / "weights.bin").read_bytes() == weights.read_bytes()
+    finally:
+        cluster.stop()

@@ -19,6 +19,9 @@ DIR = "TRACKSTACK_DIR"
 API_KEY = "TRACKSTACK_API_KEY"
 #: Project used when :func:`track.init` gets none.
 PROJECT = "TRACKSTACK_PROJECT"
+#: Optional base URL for the write path (ingest batches and artifact uploads), for deployments
+#: that run the ingest role behind its own address; everything else goes to ``TRACKSTACK_URL``.
+INGEST_URL = "TRACKSTACK_INGEST_URL"
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 DEFAULT_DIR = "trackstack"
@@ -36,6 +39,16 @@ def url(explicit: str | None = None) -> str:
     if not value.startswith(("http://", "https://")):
         source = "url" if explicit else URL
         raise ValueError(f"{source} must start with http:// or https://, got {value!r}")
+    return value
+
+
+def ingest_url() -> str | None:
+    value = _get(INGEST_URL)
+    if value is None:
+        return None
+    value = value.rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{INGEST_URL} must start with http:// or https://, got {value!r}")
     return value
 
 

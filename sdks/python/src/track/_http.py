@@ -40,6 +40,7 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = _env.url(url)
+        self.ingest_url = _env.ingest_url()
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         key = _env.api_key(api_key)
         if key:
@@ -86,14 +87,22 @@ class HttpClient:
         kwargs: dict[str, Any] = {}
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        target = self._target(method, path)
         try:
             return self._client.request(
-                method, path, content=content, params=params, headers=hdrs, **kwargs
+                method, target, content=content, params=params, headers=hdrs, **kwargs
             )
         except httpx.TransportError as exc:
             raise TrackstackConnectionError(
                 f"cannot reach {self.url}: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def _target(self, method: str, path: str) -> str:
+        """The write path goes to ``TRACKSTACK_INGEST_URL`` when set; the rest to the server URL."""
+        is_upload = path.startswith("/blobs/") and method in ("PUT", "HEAD")
+        if self.ingest_url and (path == "/ingest" or is_upload):
+            return f"{self.ingest_url}/api/v1{path}"
+        return path
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._client.stream(method, path, **kwargs)
