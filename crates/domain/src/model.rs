@@ -150,6 +150,11 @@ impl RunUpdate {
         *self == RunUpdate::default()
     }
 
+    /// What creating an already existing run does to it when it had ended: it is running again.
+    pub fn resume() -> RunUpdate {
+        RunUpdate { state: Some(RunState::Running), heartbeat: true, ..Default::default() }
+    }
+
     /// Whether the update changes what a run list shows beyond its heartbeat and metric summaries, which
     /// change with every batch and are announced as point writes instead.
     pub fn touches_more_than_heartbeat_and_summary(&self) -> bool {

@@ -425,14 +425,10 @@ impl MetadataStore for PostgresMetadataStore {
                 .map_err(backend)?;
             let (project, state): (String, String) = (row.get(0), row.get(1));
             if project != new.project {
-                return Err(StoreError::AlreadyExists(format!(
-                    "run id `{}` is already used in project `{project}`",
-                    new.id
-                )));
+                return Err(StoreError::run_id_taken(&new.id, &project));
             }
             if state != RunState::Running.as_str() {
-                let resume = RunUpdate { state: Some(RunState::Running), heartbeat: true, ..Default::default() };
-                apply_update(&tx, &new.id, &resume, now).await?;
+                apply_update(&tx, &new.id, &RunUpdate::resume(), now).await?;
             }
             RunCreateOutcome::Existing(load_run(&tx, &new.id).await?.ok_or_else(|| backend("run vanished"))?)
         };

@@ -343,14 +343,10 @@ impl MetadataStore for SqliteMetadataStore {
                     .backend()?;
                 if let Some((project, state)) = existing {
                     if project != new.project {
-                        return Err(StoreError::AlreadyExists(format!(
-                            "run id `{}` is already used in project `{project}`",
-                            new.id
-                        )));
+                        return Err(StoreError::run_id_taken(&new.id, &project));
                     }
                     if state != RunState::Running.as_str() {
-                        let resume = RunUpdate { state: Some(RunState::Running), heartbeat: true, ..Default::default() };
-                        apply_update(tx, &new.id, &resume, now)?;
+                                                apply_update(tx, &new.id, &RunUpdate::resume(), now)?;
                     }
                     let run = load_run(tx, &new.id)?.ok_or_else(|| StoreError::Backend("run vanished".into()))?;
                     return Ok(RunCreateOutcome::Existing(run));

@@ -25,6 +25,11 @@ impl StoreError {
         StoreError::Backend(error.to_string())
     }
 
+    /// A client-chosen run id collides with a run of another project (run ids are global).
+    pub fn run_id_taken(id: &str, project: &str) -> Self {
+        StoreError::AlreadyExists(format!("run id `{id}` is already used in project `{project}`"))
+    }
+
     pub fn error_code(&self) -> ErrorCode {
         match self {
             StoreError::NotFound(_) => ErrorCode::NotFound,
