@@ -4,6 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 use trackstack_config::{CliOverrides, Config, LogFormat, Role};
 
@@ -71,13 +77,30 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     }
 }
 
-fn init_logging(config: &Config) {
+/// Installs logging (stderr, text or JSON) and, when an OTLP endpoint is configured, trace export. The returned
+/// provider must be shut down at exit so buffered spans are sent.
+fn init_telemetry(config: &Config) -> anyhow::Result<Option<SdkTracerProvider>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let provider = match &config.telemetry.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()
+                .context("cannot set up OTLP trace export")?;
+            let resource = Resource::builder().with_service_name(config.telemetry.service_name.clone()).build();
+            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+        }
+        None => None,
+    };
+    let traces = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("trackstack")));
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => registry.with(stderr).init(),
+        LogFormat::Json => registry.with(stderr.json()).init(),
     }
+    Ok(provider)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is first
@@ -103,12 +126,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
-async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+async fn run_server(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    let overrides =
-        CliOverrides { data_dir: args.data_dir, bind: args.bind, log_format: args.log_format, roles: args.roles };
-    let config = Config::load(args.config.as_deref(), &overrides)?;
-    init_logging(&config);
     let listener = tokio::net::TcpListener::bind(config.bind_addr())
         .await
         .with_context(|| format!("cannot listen on {}", config.server.bind))?;
@@ -122,22 +141,49 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let overrides = CliOverrides { data_dir: args.data_dir, ..Default::default() };
-    let config = Config::load(args.config.as_deref(), &overrides)?;
-    init_logging(&config);
+async fn run_migrate(config: Config) -> anyhow::Result<()> {
     trackstack_server::stores::open_stores(&config).await?;
     println!("storage schemas are up to date");
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let result = match Cli::parse().command {
-        Command::Server(args) => run_server(args).await,
-        Command::Migrate(args) => run_migrate(args).await,
+/// Loads the configuration, starts telemetry, then runs the command on a fresh runtime. Telemetry lives outside
+/// the runtime: its exporter has a blocking HTTP client of its own, which must not be dropped inside it.
+fn run(command: Command) -> anyhow::Result<()> {
+    let (config_file, overrides) = match &command {
+        Command::Server(args) => (
+            args.config.clone(),
+            CliOverrides {
+                data_dir: args.data_dir.clone(),
+                bind: args.bind.clone(),
+                log_format: args.log_format,
+                roles: args.roles.clone(),
+            },
+        ),
+        Command::Migrate(args) => {
+            (args.config.clone(), CliOverrides { data_dir: args.data_dir.clone(), ..Default::default() })
+        }
     };
-    match result {
+    let config = Config::load(config_file.as_deref(), &overrides)?;
+    let telemetry = init_telemetry(&config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        match command {
+            Command::Server(_) => run_server(config).await,
+            Command::Migrate(_) => run_migrate(config).await,
+        }
+    });
+    drop(runtime);
+    if let Some(provider) = telemetry {
+        if let Err(error) = provider.shutdown() {
+            eprintln!("warning: could not flush traces: {error}");
+        }
+    }
+    result
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse().command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // `{:#}` prints the whole context chain on one line, without a backtrace: these are messages for people.

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 use trackstack_api::{ApiLimits, ApiState, Readiness};
 use trackstack_config::{Config, Role};
 use trackstack_ingest::IngestService;
@@ -50,7 +50,8 @@ pub fn router(config: &Config, stores: Stores, draining: Arc<AtomicBool>) -> Rou
         .layer(Extension(JsonBodyLimit(json_limit)))
         .layer(RequestDecompressionLayer::new())
         .layer(axum::middleware::from_fn(uniform_errors))
-        .layer(TraceLayer::new_for_http())
+        // Request spans at INFO, so they reach trace export (and give log lines their request context).
+        .layer(TraceLayer::new_for_http().make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO)))
 }
 
 async fn index() -> Html<&'static str> {

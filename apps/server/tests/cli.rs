@@ -80,3 +80,50 @@ fn serves_then_stops_cleanly_on_sigterm() {
     child.kill().unwrap();
     panic!("the server did not stop within 10 s of SIGTERM");
 }
+
+#[test]
+fn traces_are_exported_over_otlp_when_configured() {
+    use std::sync::{Arc, Mutex};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // A stand-in collector: records what arrives at the OTLP/HTTP traces path.
+    let received: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+    let seen = Arc::clone(&received);
+    let collector = runtime.block_on(async {
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let kind = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                seen.lock().unwrap().push((kind, body.len()));
+                ""
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        address
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = trackstack()
+        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("TRACKSTACK_TELEMETRY__OTLP_ENDPOINT", format!("http://{collector}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("Trackstack is listening on ").unwrap().to_owned();
+    runtime.block_on(async {
+        for _ in 0..3 {
+            reqwest::get(format!("{url}/api/v1/projects")).await.unwrap();
+        }
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    // The server flushes its spans while exiting.
+    let exports = received.lock().unwrap().clone();
+    assert!(!exports.is_empty(), "no OTLP export arrived");
+    assert!(exports.iter().all(|(kind, size)| kind == "application/x-protobuf" && *size > 0), "{exports:?}");
+}

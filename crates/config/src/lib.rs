@@ -26,6 +26,24 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub processor: ProcessorConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// The server's own telemetry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint (base URL, e.g. `http://collector:4318`) that receives the server's traces;
+    /// empty: no export. Metrics are served at `/metrics` for scraping either way.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, service_name: "trackstack".to_owned() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +213,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             processor: ProcessorConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -252,7 +271,7 @@ pub struct CliOverrides {
 }
 
 /// The top-level keys an environment variable may name; anything else with the prefix is not ours.
-const ENV_KEYS: &[&str] = &["version", "data_dir", "server", "storage", "limits", "processor", "log"];
+const ENV_KEYS: &[&str] = &["version", "data_dir", "server", "storage", "limits", "processor", "log", "telemetry"];
 pub const ENV_PREFIX: &str = "TRACKSTACK_";
 
 #[derive(Debug, thiserror::Error)]
@@ -355,6 +374,11 @@ impl Config {
         }
         if self.storage.clickhouse.replicated && self.storage.clickhouse.cluster.is_none() {
             problems.push("storage.clickhouse.replicated needs storage.clickhouse.cluster".to_owned());
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                problems.push(format!("telemetry.otlp_endpoint = {endpoint:?} must start with http:// or https://"));
+            }
         }
         if self.processor.interval_secs == 0 {
             problems.push("processor.interval_secs must be positive".to_owned());

@@ -112,6 +112,12 @@ crash_after_secs = {{ int64 $c.processor.crash_after_secs }}
 [log]
 format = {{ $c.log.format | toJson }}
 level = {{ $c.log.level | toJson }}
+
+[telemetry]
+{{- if $c.telemetry.otlp_endpoint }}
+otlp_endpoint = {{ $c.telemetry.otlp_endpoint | toJson }}
+{{- end }}
+service_name = {{ $c.telemetry.service_name | toJson }}
 {{- end }}
 
 {{/* Environment of every Trackstack container. Call with (dict "root" $ "secret" NAME). */}}
