@@ -61,7 +61,12 @@ impl PostgresMetadataStore {
             let (client, connection) =
                 config.connect(NoTls).await.map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
             let driver = tokio::spawn(connection);
-            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.map_err(backend)?;
+            // Under the migration lock: two processes creating the same schema at once would otherwise race.
+            let create = format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({}); CREATE SCHEMA IF NOT EXISTS {schema}; COMMIT;",
+                crate::migrations::MIGRATION_LOCK
+            );
+            client.batch_execute(&create).await.map_err(backend)?;
             drop(client);
             let _ = driver.await;
             config.options(format!("-c search_path={schema}"));
@@ -636,4 +641,22 @@ mod conformance {
     }
 
     trackstack_store::metadata_store_conformance!(open());
+}
+
+#[cfg(test)]
+mod concurrent_start {
+    use super::PostgresMetadataStore;
+
+    #[tokio::test]
+    async fn processes_starting_together_on_a_new_schema_all_succeed() {
+        let Some(url) = trackstack_store::testsuite::external_service_url("TRACKSTACK_TEST_POSTGRES_URL") else {
+            return;
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let scoped = format!("{url}{separator}schema=together_{:016x}", rand::random::<u64>());
+        let starts = (0..4).map(|_| PostgresMetadataStore::connect(&scoped, 2));
+        for result in futures_util::future::join_all(starts).await {
+            result.expect("every process starts");
+        }
+    }
 }

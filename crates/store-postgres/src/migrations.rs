@@ -11,7 +11,7 @@ const MIGRATIONS: &[Migration] =
     &[Migration { name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") }];
 
 /// Arbitrary but fixed: every Trackstack process takes this advisory lock to migrate.
-const MIGRATION_LOCK: i64 = 0x7472_6163_6b73;
+pub(crate) const MIGRATION_LOCK: i64 = 0x7472_6163_6b73;
 
 /// Applies pending migrations in one transaction. Concurrent callers wait on an advisory lock and then find
 /// nothing left to do.
