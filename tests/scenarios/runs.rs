@@ -1,161 +1,165 @@
 use reqwest::StatusCode;
 use serde_json::json;
-use trackstack_testkit::{expect_error, expect_json, TestServer};
+use trackstack_testkit::{expect_error, expect_json, scenario, TestServer};
 
-#[tokio::test]
-async fn projects_are_created_listed_and_fetched() {
-    let server = TestServer::start().await;
-    let created = expect_json(
-        server.post_json("/api/v1/projects", &json!({"name": "vision", "description": "cats"})).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    assert_eq!(created["name"], "vision");
-    expect_error(
-        server.post_json("/api/v1/projects", &json!({"name": "vision"})).await,
-        StatusCode::CONFLICT,
-        "already_exists",
-        None,
-    )
-    .await;
-    expect_error(
-        server.post_json("/api/v1/projects", &json!({"name": "has space"})).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_argument",
-        Some("name"),
-    )
-    .await;
-    let listed = server.get_ok("/api/v1/projects").await;
-    assert_eq!(listed["projects"][0]["description"], "cats");
-    assert_eq!(server.get_ok("/api/v1/projects/vision").await["name"], "vision");
-    expect_error(server.get("/api/v1/projects/nope").await, StatusCode::NOT_FOUND, "not_found", None).await;
-}
-
-#[tokio::test]
-async fn run_creation_is_idempotent_and_ids_are_unique_across_projects() {
-    let server = TestServer::start().await;
-    let body = json!({"id": "abc123", "name": "first", "config": {"lr": 0.1}, "tags": ["x", "x", "y"], "group": "g"});
-    let created = expect_json(server.post_json("/api/v1/projects/p/runs", &body).await, StatusCode::CREATED).await;
-    assert_eq!((created["id"].as_str(), created["state"].as_str()), (Some("abc123"), Some("running")));
-    assert_eq!(created["tags"], json!(["x", "y"]));
-    let again = expect_json(server.post_json("/api/v1/projects/p/runs", &body).await, StatusCode::OK).await;
-    assert_eq!(again, created);
-    let strict = json!({"id": "abc123", "if_exists": "error"});
-    expect_error(
-        server.post_json("/api/v1/projects/p/runs", &strict).await,
-        StatusCode::CONFLICT,
-        "already_exists",
-        Some("id"),
-    )
-    .await;
-    expect_error(
-        server.post_json("/api/v1/projects/q/runs", &json!({"id": "abc123"})).await,
-        StatusCode::CONFLICT,
-        "already_exists",
-        None,
-    )
-    .await;
-    let generated =
-        expect_json(server.post_json("/api/v1/projects/p/runs", &json!({})).await, StatusCode::CREATED).await;
-    let id = generated["id"].as_str().unwrap();
-    assert!(id.len() == 8 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{id}");
-    assert_eq!(generated["name"], id, "the name defaults to the id");
-}
-
-#[tokio::test]
-async fn runs_update_finish_resume_and_delete() {
-    let server = TestServer::start().await;
-    server.post_json("/api/v1/projects/p/runs", &json!({"id": "r1", "config": {"a": 1, "b": {"c": 2}}})).await;
-    let patch = json!({"name": "renamed", "notes": "n", "tags": ["t"], "config": {"b": 3}, "summary": {"best": 0.9}, "group": "g"});
-    let run = expect_json(server.patch_json("/api/v1/runs/r1", &patch).await, StatusCode::OK).await;
-    assert_eq!(run["config"], json!({"a": 1, "b": 3}));
-    assert_eq!((run["summary"]["best"].as_f64(), run["group"].as_str()), (Some(0.9), Some("g")));
-    let cleared = expect_json(server.patch_json("/api/v1/runs/r1", &json!({"group": ""})).await, StatusCode::OK).await;
-    assert!(cleared["group"].is_null());
-
-    let finished =
-        expect_json(server.post_json("/api/v1/runs/r1/finish", &json!({"exit_code": 2})).await, StatusCode::OK).await;
-    assert_eq!((finished["state"].as_str(), finished["exit_code"].as_i64()), (Some("failed"), Some(2)));
-    assert!(finished["ended_at"].is_string());
-    let resumed =
-        expect_json(server.post_json("/api/v1/projects/p/runs", &json!({"id": "r1"})).await, StatusCode::OK).await;
-    assert_eq!((resumed["state"].as_str(), resumed["ended_at"].is_null()), (Some("running"), true));
-    expect_error(
-        server.post_json("/api/v1/runs/r1/finish", &json!({"state": "running"})).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_argument",
-        Some("state"),
-    )
-    .await;
-
-    let deleted = server.client.delete(server.url("/api/v1/runs/r1")).send().await.unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    expect_error(server.get("/api/v1/runs/r1").await, StatusCode::NOT_FOUND, "not_found", None).await;
-    let again = server.client.delete(server.url("/api/v1/runs/r1")).send().await.unwrap();
-    assert_eq!(again.status(), StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
-async fn run_lists_filter_sort_and_page_through_everything() {
-    let server = TestServer::start().await;
-    for i in 0..25 {
-        let tags = if i % 2 == 0 { json!(["even"]) } else { json!([]) };
-        let body = json!({"id": format!("run-{i:02}"), "name": format!("Model-{}", i % 4), "tags": tags});
-        expect_json(server.post_json("/api/v1/projects/p/runs", &body).await, StatusCode::CREATED).await;
+scenario! {
+    async fn projects_are_created_listed_and_fetched(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
+        let created = expect_json(
+            server.post_json("/api/v1/projects", &json!({"name": "vision", "description": "cats"})).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        assert_eq!(created["name"], "vision");
+        expect_error(
+            server.post_json("/api/v1/projects", &json!({"name": "vision"})).await,
+            StatusCode::CONFLICT,
+            "already_exists",
+            None,
+        )
+        .await;
+        expect_error(
+            server.post_json("/api/v1/projects", &json!({"name": "has space"})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("name"),
+        )
+        .await;
+        let listed = server.get_ok("/api/v1/projects").await;
+        assert_eq!(listed["projects"][0]["description"], "cats");
+        assert_eq!(server.get_ok("/api/v1/projects/vision").await["name"], "vision");
+        expect_error(server.get("/api/v1/projects/nope").await, StatusCode::NOT_FOUND, "not_found", None).await;
     }
-    server.post_json("/api/v1/runs/run-03/finish", &json!({})).await;
-    for sort in ["-created_at", "created_at", "name", "-name"] {
-        let mut seen = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut path = format!("/api/v1/projects/p/runs?limit=4&sort={sort}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let page = server.get_ok(&path).await;
-            seen.extend(page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => break,
-            }
+}
+
+scenario! {
+    async fn run_creation_is_idempotent_and_ids_are_unique_across_projects(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
+        let body = json!({"id": "abc123", "name": "first", "config": {"lr": 0.1}, "tags": ["x", "x", "y"], "group": "g"});
+        let created = expect_json(server.post_json("/api/v1/projects/p/runs", &body).await, StatusCode::CREATED).await;
+        assert_eq!((created["id"].as_str(), created["state"].as_str()), (Some("abc123"), Some("running")));
+        assert_eq!(created["tags"], json!(["x", "y"]));
+        let again = expect_json(server.post_json("/api/v1/projects/p/runs", &body).await, StatusCode::OK).await;
+        assert_eq!(again, created);
+        let strict = json!({"id": "abc123", "if_exists": "error"});
+        expect_error(
+            server.post_json("/api/v1/projects/p/runs", &strict).await,
+            StatusCode::CONFLICT,
+            "already_exists",
+            Some("id"),
+        )
+        .await;
+        expect_error(
+            server.post_json("/api/v1/projects/q/runs", &json!({"id": "abc123"})).await,
+            StatusCode::CONFLICT,
+            "already_exists",
+            None,
+        )
+        .await;
+        let generated =
+            expect_json(server.post_json("/api/v1/projects/p/runs", &json!({})).await, StatusCode::CREATED).await;
+        let id = generated["id"].as_str().unwrap();
+        assert!(id.len() == 8 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{id}");
+        assert_eq!(generated["name"], id, "the name defaults to the id");
+    }
+}
+
+scenario! {
+    async fn runs_update_finish_resume_and_delete(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
+        server.post_json("/api/v1/projects/p/runs", &json!({"id": "r1", "config": {"a": 1, "b": {"c": 2}}})).await;
+        let patch = json!({"name": "renamed", "notes": "n", "tags": ["t"], "config": {"b": 3}, "summary": {"best": 0.9}, "group": "g"});
+        let run = expect_json(server.patch_json("/api/v1/runs/r1", &patch).await, StatusCode::OK).await;
+        assert_eq!(run["config"], json!({"a": 1, "b": 3}));
+        assert_eq!((run["summary"]["best"].as_f64(), run["group"].as_str()), (Some(0.9), Some("g")));
+        let cleared = expect_json(server.patch_json("/api/v1/runs/r1", &json!({"group": ""})).await, StatusCode::OK).await;
+        assert!(cleared["group"].is_null());
+
+        let finished =
+            expect_json(server.post_json("/api/v1/runs/r1/finish", &json!({"exit_code": 2})).await, StatusCode::OK).await;
+        assert_eq!((finished["state"].as_str(), finished["exit_code"].as_i64()), (Some("failed"), Some(2)));
+        assert!(finished["ended_at"].is_string());
+        let resumed =
+            expect_json(server.post_json("/api/v1/projects/p/runs", &json!({"id": "r1"})).await, StatusCode::OK).await;
+        assert_eq!((resumed["state"].as_str(), resumed["ended_at"].is_null()), (Some("running"), true));
+        expect_error(
+            server.post_json("/api/v1/runs/r1/finish", &json!({"state": "running"})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("state"),
+        )
+        .await;
+
+        let deleted = server.client.delete(server.url("/api/v1/runs/r1")).send().await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        expect_error(server.get("/api/v1/runs/r1").await, StatusCode::NOT_FOUND, "not_found", None).await;
+        let again = server.client.delete(server.url("/api/v1/runs/r1")).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+scenario! {
+    async fn run_lists_filter_sort_and_page_through_everything(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
+        for i in 0..25 {
+            let tags = if i % 2 == 0 { json!(["even"]) } else { json!([]) };
+            let body = json!({"id": format!("run-{i:02}"), "name": format!("Model-{}", i % 4), "tags": tags});
+            expect_json(server.post_json("/api/v1/projects/p/runs", &body).await, StatusCode::CREATED).await;
         }
-        let mut unique = seen.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!((seen.len(), unique.len()), (25, 25), "{sort}");
+        server.post_json("/api/v1/runs/run-03/finish", &json!({})).await;
+        for sort in ["-created_at", "created_at", "name", "-name"] {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!("/api/v1/projects/p/runs?limit=4&sort={sort}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let page = server.get_ok(&path).await;
+                seen.extend(page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            let mut unique = seen.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!((seen.len(), unique.len()), (25, 25), "{sort}");
+        }
+        let even = server.get_ok("/api/v1/projects/p/runs?tag=even&limit=1000").await;
+        assert_eq!(even["runs"].as_array().unwrap().len(), 13);
+        let finished = server.get_ok("/api/v1/projects/p/runs?state=finished").await;
+        assert_eq!(finished["runs"][0]["id"], "run-03");
+        let named = server.get_ok("/api/v1/projects/p/runs?name=model-1").await;
+        assert_eq!(named["runs"].as_array().unwrap().len(), 6);
+        expect_error(
+            server.get("/api/v1/projects/p/runs?cursor=zz").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("cursor"),
+        )
+        .await;
+        expect_error(
+            server.get("/api/v1/projects/p/runs?sort=size").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("sort"),
+        )
+        .await;
+        expect_error(
+            server.get("/api/v1/projects/p/runs?limit=0").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("limit"),
+        )
+        .await;
+        expect_error(
+            server.get("/api/v1/projects/p/runs?state=sleeping").await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("state"),
+        )
+        .await;
     }
-    let even = server.get_ok("/api/v1/projects/p/runs?tag=even&limit=1000").await;
-    assert_eq!(even["runs"].as_array().unwrap().len(), 13);
-    let finished = server.get_ok("/api/v1/projects/p/runs?state=finished").await;
-    assert_eq!(finished["runs"][0]["id"], "run-03");
-    let named = server.get_ok("/api/v1/projects/p/runs?name=model-1").await;
-    assert_eq!(named["runs"].as_array().unwrap().len(), 6);
-    expect_error(
-        server.get("/api/v1/projects/p/runs?cursor=zz").await,
-        StatusCode::BAD_REQUEST,
-        "invalid_argument",
-        Some("cursor"),
-    )
-    .await;
-    expect_error(
-        server.get("/api/v1/projects/p/runs?sort=size").await,
-        StatusCode::BAD_REQUEST,
-        "invalid_argument",
-        Some("sort"),
-    )
-    .await;
-    expect_error(
-        server.get("/api/v1/projects/p/runs?limit=0").await,
-        StatusCode::BAD_REQUEST,
-        "invalid_argument",
-        Some("limit"),
-    )
-    .await;
-    expect_error(
-        server.get("/api/v1/projects/p/runs?state=sleeping").await,
-        StatusCode::BAD_REQUEST,
-        "invalid_argument",
-        Some("state"),
-    )
-    .await;
 }

@@ -19,7 +19,35 @@ pub struct TestServer {
     pub client: reqwest::Client,
 }
 
+/// Where a scenario's server keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Embedded storage in a temporary data directory.
+    AllInOne,
+    /// Postgres, ClickHouse and S3 from `TRACKSTACK_TEST_*` (what `make test` starts), in a fresh schema,
+    /// database and bucket prefix per server.
+    ExternalStorage,
+}
+
 impl TestServer {
+    /// Starts a server of `shape` after `configure` adjusts its configuration; `None` when the external
+    /// services are not configured (outside CI only — under `CI=true` that panics).
+    pub async fn start_shape(shape: Shape, configure: impl FnOnce(&mut Config)) -> Option<TestServer> {
+        match shape {
+            Shape::AllInOne => Some(Self::start_with(configure).await),
+            Shape::ExternalStorage => {
+                let storage = external_storage()?;
+                Some(
+                    Self::start_with(|config| {
+                        config.storage = storage;
+                        configure(config);
+                    })
+                    .await,
+                )
+            }
+        }
+    }
+
     /// Starts a server with default settings on a fresh data directory.
     pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await
@@ -101,6 +129,54 @@ impl Drop for TestServer {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// Storage settings for [`Shape::ExternalStorage`], isolated by a random name.
+fn external_storage() -> Option<trackstack_config::StorageConfig> {
+    use trackstack_store::testsuite::external_service_url;
+    let postgres = external_service_url("TRACKSTACK_TEST_POSTGRES_URL")?;
+    let clickhouse = external_service_url("TRACKSTACK_TEST_CLICKHOUSE_URL")?;
+    let s3 = external_service_url("TRACKSTACK_TEST_S3_URL")?;
+    let name = format!("scenario_{:016x}", rand::random::<u64>());
+    let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let separator = if postgres.contains('?') { '&' } else { '?' };
+    let mut storage = trackstack_config::StorageConfig {
+        metadata: Some(format!("{postgres}{separator}schema={name}")),
+        series: Some(format!("clickhouse://{}/{name}", clickhouse.trim_start_matches("http://").trim_end_matches('/'))),
+        blobs: Some(format!("{}/{name}", s3.trim_end_matches('/'))),
+        ..Default::default()
+    };
+    storage.s3.endpoint = env("TRACKSTACK_TEST_S3_ENDPOINT");
+    storage.s3.region = env("TRACKSTACK_TEST_S3_REGION").unwrap_or_else(|| "us-east-1".into());
+    storage.s3.access_key_id = env("TRACKSTACK_TEST_S3_ACCESS_KEY_ID");
+    storage.s3.secret_access_key = env("TRACKSTACK_TEST_S3_SECRET_ACCESS_KEY");
+    storage.s3.allow_http = true;
+    Some(storage)
+}
+
+/// Runs a scenario once per [`Shape`]: `scenario! { async fn name(shape: Shape) { … } }` makes a module `name`
+/// with the tests `all_in_one` and `external_storage`.
+#[macro_export]
+macro_rules! scenario {
+    ($(#[$meta:meta])* async fn $name:ident($shape:ident: Shape) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($shape: $crate::Shape) $body
+
+            #[tokio::test]
+            async fn all_in_one() {
+                run($crate::Shape::AllInOne).await
+            }
+
+            #[tokio::test]
+            async fn external_storage() {
+                run($crate::Shape::ExternalStorage).await
+            }
+        }
+    };
 }
 
 /// Asserts the status and returns the JSON body.
