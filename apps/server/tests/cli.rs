@@ -15,6 +15,24 @@ fn trackstack() -> Command {
     command
 }
 
+/// Starts `trackstack server` on an ephemeral port with `env` set; returns it and its URL once it listens.
+fn spawn_server(data_dir: &std::path::Path, env: &[(&str, String)]) -> (std::process::Child, String) {
+    let mut command = trackstack();
+    command.args(["server", "--bind", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("Trackstack is listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    (child, url)
+}
+
 #[test]
 fn help_documents_the_server_flags() {
     let output = trackstack().args(["server", "--help"]).output().unwrap();
@@ -44,20 +62,7 @@ fn invalid_configuration_is_reported_before_starting() {
 #[test]
 fn serves_then_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = trackstack()
-        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("Trackstack is listening on ")
-        .unwrap_or_else(|| panic!("unexpected: {line}"))
-        .to_owned();
+    let (mut child, url) = spawn_server(dir.path(), &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let health: serde_json::Value =
         runtime.block_on(async { reqwest::get(format!("{url}/api/v1/health")).await.unwrap().json().await.unwrap() });
@@ -104,17 +109,8 @@ fn traces_are_exported_over_otlp_when_configured() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let mut child = trackstack()
-        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("TRACKSTACK_TELEMETRY__OTLP_ENDPOINT", format!("http://{collector}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("Trackstack is listening on ").unwrap().to_owned();
+    let otlp = [("TRACKSTACK_TELEMETRY__OTLP_ENDPOINT", format!("http://{collector}"))];
+    let (mut child, url) = spawn_server(dir.path(), &otlp);
     runtime.block_on(async {
         for _ in 0..3 {
             reqwest::get(format!("{url}/api/v1/projects")).await.unwrap();

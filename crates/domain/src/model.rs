@@ -158,12 +158,28 @@ impl RunUpdate {
     /// Whether the update changes what a run list shows beyond its heartbeat and metric summaries, which
     /// change with every batch and are announced as point writes instead.
     pub fn touches_more_than_heartbeat_and_summary(&self) -> bool {
-        let routine = RunUpdate {
-            summary_metrics: self.summary_metrics.clone(),
-            heartbeat: self.heartbeat,
-            ..Default::default()
-        };
-        *self != routine
+        let RunUpdate {
+            name,
+            group,
+            job_type,
+            notes,
+            tags,
+            config_merge,
+            summary_set,
+            summary_metrics: _,
+            state,
+            exit_code,
+            heartbeat: _,
+        } = self;
+        name.is_some()
+            || group.is_some()
+            || job_type.is_some()
+            || notes.is_some()
+            || tags.is_some()
+            || !config_merge.is_empty()
+            || !summary_set.is_empty()
+            || state.is_some()
+            || exit_code.is_some()
     }
 }
 

@@ -67,23 +67,26 @@ mod tests {
     use trackstack_domain::model::{JsonMap, NewRun, RunState};
     use trackstack_store_sqlite::SqliteMetadataStore;
 
-    #[tokio::test]
-    async fn a_run_that_stops_heartbeating_is_marked_crashed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&dir.path().join("m.db")).unwrap());
-        let start = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
-        let run = NewRun {
-            id: "r1".into(),
+    fn new_run(id: &str) -> NewRun {
+        NewRun {
+            id: id.into(),
             project: "p".into(),
-            name: "r1".into(),
+            name: id.into(),
             group: None,
             job_type: None,
             tags: vec![],
             notes: String::new(),
             config: JsonMap::new(),
             metadata: JsonMap::new(),
-        };
-        store.create_run(run, start).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_that_stops_heartbeating_is_marked_crashed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&dir.path().join("m.db")).unwrap());
+        let start = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        store.create_run(new_run("r1"), start).await.unwrap();
         let settings = ProcessorSettings { interval: Duration::from_secs(30), crash_after: Duration::from_secs(300) };
         let processor = Processor::new(store.clone(), settings);
         assert!(processor.run_once(start + chrono::Duration::seconds(299)).await.unwrap().crashed_runs.is_empty());
@@ -99,18 +102,7 @@ mod tests {
         let store: Arc<dyn MetadataStore> = Arc::new(SqliteMetadataStore::open(&dir.path().join("m.db")).unwrap());
         let start = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
         for i in 0..50 {
-            let run = NewRun {
-                id: format!("r{i}"),
-                project: "p".into(),
-                name: format!("r{i}"),
-                group: None,
-                job_type: None,
-                tags: vec![],
-                notes: String::new(),
-                config: JsonMap::new(),
-                metadata: JsonMap::new(),
-            };
-            store.create_run(run, start).await.unwrap();
+            store.create_run(new_run(&format!("r{i}")), start).await.unwrap();
         }
         let settings = ProcessorSettings { interval: Duration::from_secs(30), crash_after: Duration::from_secs(300) };
         let (one, two) = (Processor::new(store.clone(), settings), Processor::new(store.clone(), settings));
