@@ -10,7 +10,7 @@ use trackstack_store::{BlobStore, ChangeFeed, LocalChangeFeed, MetadataStore, Se
 use trackstack_store_blob::{FileBlobStore, S3BlobStore, S3Settings};
 use trackstack_store_clickhouse::{schema::SchemaOptions, ClickHouseOptions, ClickHouseSeriesStore};
 use trackstack_store_postgres::PostgresMetadataStore;
-use trackstack_store_sqlite::{SqliteMetadataStore, SqliteSeriesStore};
+use trackstack_store_sqlite::{EmbeddedSeriesStore, SqliteMetadataStore};
 
 /// Opens every store the configuration names, migrating schemas as needed.
 pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
@@ -36,7 +36,7 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     };
     let series_context = || format!("cannot open series store {}", series_uri.redacted());
     let series: Arc<dyn SeriesStore> = match series_uri.scheme.as_str() {
-        "sqlite" => Arc::new(SqliteSeriesStore::open(Path::new(&series_uri.location)).with_context(series_context)?),
+        "sqlite" => Arc::new(EmbeddedSeriesStore::open(Path::new(&series_uri.location)).with_context(series_context)?),
         "clickhouse" => {
             let settings = &config.storage.clickhouse;
             let options = ClickHouseOptions {

@@ -9,7 +9,7 @@
 //! - [`model`]: projects, runs, metric points and buckets, artifacts.
 //! - [`float`]: JSON encoding of non-finite floats (`"NaN"`, `"Infinity"`, `"-Infinity"`).
 //! - [`limits`] and [`validate`]: the documented input limits and the checks that enforce them.
-//! - [`bucketing`]: how a step range is cut into equal-width buckets and how a bucket is aggregated.
+//! - [`bucketing`]: how a step range is cut into aligned power-of-two buckets and how a bucket is aggregated.
 
 pub mod bucketing;
 pub mod error;

@@ -307,10 +307,10 @@ impl SeriesStore for ClickHouseSeriesStore {
             ("key", key.to_owned()),
             ("lo", layout.start.to_string()),
             ("hi", layout.end.to_string()),
-            ("width", layout.width.to_string()),
+            ("width", layout.width().to_string()),
         ]);
         let sql = format!(
-            "SELECT intDiv(step - {{lo:Int64}}, {{width:Int64}}) AS bucket, min(step) AS first_step,
+            "SELECT intDiv(step, {{width:Int64}}) AS bucket, min(step) AS first_step,
                     max(step) AS last_step, count() AS count, countIf(isFinite(value)) AS finite,
                     minIf(value, isFinite(value)) AS min, maxIf(value, isFinite(value)) AS max,
                     sumIf(value, isFinite(value)) AS sum, argMax(value, step) AS last

@@ -28,7 +28,11 @@ impl Database {
         let mut writer = Connection::open(path).map_err(|e| backend_error(path, e))?;
         // FULL makes every commit durable before it is acknowledged, as DESIGN.md §2 requires.
         writer
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;")
+            // auto_vacuum only takes effect in a new database; it lets deletes hand pages back to the file system.
+            .execute_batch(
+                "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 10000;",
+            )
             .map_err(|e| backend_error(path, e))?;
         crate::migrations::apply(&mut writer, migrations).map_err(|e| backend_error(path, e))?;
         Ok(Arc::new(Database {
@@ -46,11 +50,12 @@ impl Database {
     {
         let db = Arc::clone(self);
         run_blocking(move || {
-            let mut conn = db.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn.transaction().map_err(StoreError::backend)?;
-            let value = work(&tx)?;
-            tx.commit().map_err(StoreError::backend)?;
-            Ok(value)
+            db.with_writer(|conn| {
+                let tx = conn.transaction().map_err(StoreError::backend)?;
+                let value = work(&tx)?;
+                tx.commit().map_err(StoreError::backend)?;
+                Ok(value)
+            })
         })
         .await
     }
@@ -62,13 +67,22 @@ impl Database {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let db = Arc::clone(self);
-        run_blocking(move || {
-            let reader = db.checkout_reader()?;
-            let result = work(&reader);
-            db.checkin_reader(reader);
-            result
-        })
-        .await
+        run_blocking(move || db.with_reader(work)).await
+    }
+
+    /// Runs `work` on the writer connection on the calling thread, which may block; the caller manages
+    /// transactions.
+    pub(crate) fn with_writer<T>(&self, work: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut conn)
+    }
+
+    /// Runs `work` on a reader connection on the calling thread, which may block.
+    pub(crate) fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let reader = self.checkout_reader()?;
+        let result = work(&reader);
+        self.checkin_reader(reader);
+        result
     }
 
     fn checkout_reader(&self) -> StoreResult<Connection> {
@@ -89,7 +103,9 @@ impl Database {
     }
 }
 
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
 }
 

@@ -94,9 +94,10 @@ pub(crate) const METADATA: &[Migration] = &[
     },
 ];
 
-pub(crate) const SERIES: &[Migration] = &[Migration {
-    name: "0001_initial",
-    sql: r#"
+pub(crate) const SERIES: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: r#"
         CREATE TABLE series (
             id         INTEGER PRIMARY KEY,
             run_id     TEXT NOT NULL,
@@ -119,7 +120,58 @@ pub(crate) const SERIES: &[Migration] = &[Migration {
             PRIMARY KEY (series_id, step)
         ) WITHOUT ROWID;
     "#,
-}];
+    },
+    Migration {
+        name: "0002_packed_blocks",
+        // The row-per-point tables become legacy_*; the engine packs their points into blocks when it opens.
+        sql: r#"
+        ALTER TABLE series RENAME TO legacy_series;
+        ALTER TABLE points RENAME TO legacy_points;
+
+        CREATE TABLE series (
+            id      INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            run_id  TEXT NOT NULL,
+            key     TEXT NOT NULL,
+            UNIQUE (project, run_id, key)
+        );
+
+        -- Up to 1,024 points per block over disjoint step ranges (format: series/codec.rs).
+        CREATE TABLE blocks (
+            series_id  INTEGER NOT NULL,
+            first_step INTEGER NOT NULL,
+            last_step  INTEGER NOT NULL,
+            count      INTEGER NOT NULL,
+            data       BLOB NOT NULL,
+            PRIMARY KEY (series_id, last_step)
+        );
+
+        -- Rollup cells of 2^level steps (series/pyramid.rs); floats are stored as their IEEE-754 bits so NaN
+        -- survives (SQLite turns a NaN REAL into NULL).
+        CREATE TABLE cells (
+            series_id   INTEGER NOT NULL,
+            level       INTEGER NOT NULL,
+            cell        INTEGER NOT NULL,
+            count       INTEGER NOT NULL,
+            finite      INTEGER NOT NULL,
+            sum         INTEGER NOT NULL,
+            min         INTEGER NOT NULL,
+            max         INTEGER NOT NULL,
+            first_step  INTEGER NOT NULL,
+            first_value INTEGER NOT NULL,
+            last_step   INTEGER NOT NULL,
+            last_value  INTEGER NOT NULL,
+            PRIMARY KEY (series_id, level, cell)
+        ) WITHOUT ROWID;
+
+        -- The newest write-ahead log segment whose points are all in blocks.
+        CREATE TABLE engine_state (
+            name  TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID;
+    "#,
+    },
+];
 
 pub(crate) fn apply(conn: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;

@@ -23,7 +23,7 @@ pub trait SeriesStore: Send + Sync + 'static {
         after: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<SeriesPoint>>;
-    /// Cuts `range` (open ends: the series' first and last step) into `buckets` equal-width buckets and
+    /// Cuts `range` (open ends: the series' first and last step) into at most `buckets` aligned buckets and
     /// aggregates each as [`trackstack_domain::bucketing`] defines.
     async fn read_buckets(
         &self,

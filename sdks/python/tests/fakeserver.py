@@ -185,10 +185,13 @@ class FakeServer:
             if not pts:
                 return httpx.Response(200, json={"key": q["key"], "buckets": []})
             lo, hi, n = pts[0][0], pts[-1][0], int(q["buckets"])
-            width = max(1, -(-(hi - lo + 1) // n))
+            # The server's layout: the narrowest power-of-two width aligned to step 0 giving at most n buckets.
+            shift = 0
+            while (hi >> shift) - (lo >> shift) + 1 > n:
+                shift += 1
             buckets: dict[int, list[tuple[int, Any]]] = {}
             for s, v in pts:
-                buckets.setdefault((s - lo) // width, []).append((s, v))
+                buckets.setdefault(s >> shift, []).append((s, v))
             out = []
             for _, b in sorted(buckets.items()):
                 finite = [v for _, v in b if not isinstance(v, str)]

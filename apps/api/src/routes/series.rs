@@ -88,7 +88,7 @@ pub async fn read_series(
     Ok(axum::Json(RawSeries { key: params.key, points, next_cursor }))
 }
 
-/// Read one series cut into equal-width step buckets (min, max, mean over finite values; count; last).
+/// Read one series cut into at most N aligned power-of-two step buckets (min, max, mean over finite values; count; last).
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}/series/buckets", tag = "metrics",
     params(("run_id" = String, Path), BucketParams), responses((status = 200, body = BucketedSeries), (status = 400), (status = 404)))]
 pub async fn read_buckets(

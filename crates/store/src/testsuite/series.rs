@@ -88,9 +88,11 @@ pub async fn buckets_aggregate_finite_values_only(store: &dyn SeriesStore) {
 pub async fn bucket_ranges_default_to_the_series_extent(store: &dyn SeriesStore) {
     store.write_points("p", "r1", &points("x", (100..=1099).map(|s| (s, s as f64)))).await.unwrap();
     let read = store.read_buckets("p", "r1", "x", StepRange::default(), 10).await.unwrap();
-    assert_eq!((read.start, read.end, read.buckets.len()), (Some(100), Some(1099), 10));
-    assert!(read.buckets.iter().all(|b| b.count == 100));
-    assert_eq!(read.buckets.iter().map(|b| b.count).sum::<u64>(), 1000);
+    // 128-step buckets aligned to step 0 (the narrowest power of two that fits 10): the first is clipped.
+    assert_eq!((read.start, read.end, read.buckets.len()), (Some(100), Some(1099), 9));
+    let counts: Vec<u64> = read.buckets.iter().map(|b| b.count).collect();
+    assert_eq!(counts, [28, 128, 128, 128, 128, 128, 128, 128, 76]);
+    assert_eq!((read.buckets[1].first_step, read.buckets[1].last_step), (128, 255));
     let zoom = store.read_buckets("p", "r1", "x", StepRange { start: Some(500), end: None }, 4).await.unwrap();
     assert_eq!((zoom.start, zoom.end), (Some(500), Some(1099)));
     assert_eq!(zoom.buckets.first().map(|b| b.first_step), Some(500));
