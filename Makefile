@@ -13,7 +13,7 @@ BIND ?= 127.0.0.1:3000
 SERVER_RELEASE := $(CARGO_TARGET_DIR)/release/trackstack
 SERVER_DEBUG := $(CARGO_TARGET_DIR)/debug/trackstack
 
-.PHONY: help run build venv venv-test test test-rust test-python lint fmt clean
+.PHONY: help run build venv venv-test test test-rust test-python lint fmt clean bench bench-full
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,15 +51,26 @@ test-python: venv-test ## Python SDK tests against the real server binary, and t
 	TRACKSTACK_BIN=$(SERVER_DEBUG) $(VENV)/bin/pytest -q sdks/python/tests
 	$(VENV)/bin/pytest -q tests/support
 
+BENCH_RELEASE := $(CARGO_TARGET_DIR)/release/trackstack-bench
+BENCH_ARGS ?=
+
+bench: build venv ## Benchmark (quick size, a few minutes) against a fresh all-in-one server; see docs/benchmarks.md
+	cargo build --release --locked -p trackstack-bench
+	$(BENCH_RELEASE) --size quick --server-bin $(SERVER_RELEASE) --python $(VENV)/bin/python $(BENCH_ARGS)
+
+bench-full: build venv ## Benchmark at the full sizes the budgets are stated at (W1 at 100k runs, …)
+	cargo build --release --locked -p trackstack-bench
+	$(BENCH_RELEASE) --size full --server-bin $(SERVER_RELEASE) --python $(VENV)/bin/python $(BENCH_ARGS)
+
 lint: venv ## rustfmt, clippy -D warnings, ruff
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	$(VENV)/bin/ruff check sdks/python tests/support
-	$(VENV)/bin/ruff format --check sdks/python tests/support
+	$(VENV)/bin/ruff check sdks/python tests/support bench/sdk
+	$(VENV)/bin/ruff format --check sdks/python tests/support bench/sdk
 
 fmt: venv ## Format Rust and Python code
 	cargo fmt --all
-	$(VENV)/bin/ruff format sdks/python tests/support
+	$(VENV)/bin/ruff format sdks/python tests/support bench/sdk
 
 clean: ## Remove build outputs and the virtual environment
 	cargo clean
