@@ -21,11 +21,23 @@ pub(crate) struct Database {
 impl Database {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub(crate) fn open(path: &Path, migrations: &[Migration]) -> StoreResult<Arc<Database>> {
+        Self::open_with_page_size(path, migrations, None)
+    }
+
+    /// As [`Database::open`]; a new database gets `page_size` bytes per page (an existing one keeps its own).
+    pub(crate) fn open_with_page_size(
+        path: &Path,
+        migrations: &[Migration],
+        page_size: Option<u32>,
+    ) -> StoreResult<Arc<Database>> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Backend(format!("cannot create directory {}: {e}", parent.display())))?;
         }
         let mut writer = Connection::open(path).map_err(|e| backend_error(path, e))?;
+        if let Some(bytes) = page_size {
+            writer.pragma_update(None, "page_size", bytes).map_err(|e| backend_error(path, e))?;
+        }
         // FULL makes every commit durable before it is acknowledged, as DESIGN.md §2 requires.
         writer
             // auto_vacuum only takes effect in a new database; it lets deletes hand pages back to the file system.

@@ -51,6 +51,7 @@ impl Default for EngineOptions {
 /// Frames waiting for the same `fdatasync` are capped so one group never holds memory without bound.
 const GROUP_MAX_BYTES: usize = 64 << 20;
 const COMMAND_QUEUE: usize = 1024;
+const BLOCK_PAGE_BYTES: u32 = 1024;
 
 pub struct EmbeddedSeriesStore {
     engine: Arc<Engine>,
@@ -106,7 +107,8 @@ impl EmbeddedSeriesStore {
     }
 
     pub fn open_with(path: &Path, options: EngineOptions) -> StoreResult<Self> {
-        let db = Database::open(path, migrations::SERIES)?;
+        // Blocks are a few KiB and spill into overflow pages; small pages waste less of the last one.
+        let db = Database::open_with_page_size(path, migrations::SERIES, Some(BLOCK_PAGE_BYTES))?;
         db.with_writer(legacy::pack_legacy_rows)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("series");
         let wal_dir = path.with_file_name(format!("{stem}-log"));
