@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod bad_input;
+mod compact_ingest;
 mod ingest;
 mod live;
 mod persistence;

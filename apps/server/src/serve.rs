@@ -35,9 +35,12 @@ pub fn router(config: &Config, stores: Stores, draining: Arc<AtomicBool>) -> Rou
         Router::new()
             .route("/", get(index))
             .merge(trackstack_api::router(api_state))
-            .merge(trackstack_ingest::http::router(ingest))
+            .merge(trackstack_ingest::http::router(ingest.clone()))
+            .merge(trackstack_ingest::grpc::router(ingest))
     } else if roles.contains(&Role::Ingest) {
-        trackstack_api::upload_router(api_state).merge(trackstack_ingest::http::router(ingest))
+        trackstack_api::upload_router(api_state)
+            .merge(trackstack_ingest::http::router(ingest.clone()))
+            .merge(trackstack_ingest::grpc::router(ingest))
     } else {
         trackstack_api::health_router()
     };

@@ -5,10 +5,13 @@
 //! # Layout
 //! - [`batch`]: the batch format and its validation.
 //! - [`service`]: [`IngestService`], which applies a batch to the stores.
-//! - [`http`]: `POST /api/v1/ingest`.
+//! - [`http`]: `POST /api/v1/ingest`, JSON or protobuf; [`proto`]: the protobuf batch → [`IngestBatch`].
+//! - [`grpc`]: the gRPC `trackstack.v1.Ingest` service (unary `Write`, client-streaming `Push`).
 
 pub mod batch;
+pub mod grpc;
 pub mod http;
+pub mod proto;
 pub mod service;
 
 pub use batch::{IngestAck, IngestBatch, IngestPoint};
