@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use trackstack_config::{Config, StorageUri};
@@ -10,7 +11,7 @@ use trackstack_store::{BlobStore, ChangeFeed, LocalChangeFeed, MetadataStore, Se
 use trackstack_store_blob::{FileBlobStore, S3BlobStore, S3Settings};
 use trackstack_store_clickhouse::{schema::SchemaOptions, ClickHouseOptions, ClickHouseSeriesStore};
 use trackstack_store_postgres::PostgresMetadataStore;
-use trackstack_store_sqlite::{EmbeddedSeriesStore, SqliteMetadataStore};
+use trackstack_store_sqlite::{EmbeddedSeriesStore, EngineOptions, SqliteMetadataStore};
 
 /// Opens every store the configuration names, migrating schemas as needed.
 pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
@@ -36,7 +37,18 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     };
     let series_context = || format!("cannot open series store {}", series_uri.redacted());
     let series: Arc<dyn SeriesStore> = match series_uri.scheme.as_str() {
-        "sqlite" => Arc::new(EmbeddedSeriesStore::open(Path::new(&series_uri.location)).with_context(series_context)?),
+        "sqlite" => {
+            let embedded = &config.storage.embedded;
+            let options = EngineOptions {
+                flush_interval: Duration::from_millis(embedded.flush_interval_ms),
+                flush_points: embedded.flush_points,
+                max_pending_points: embedded.max_pending_points,
+            };
+            Arc::new(
+                EmbeddedSeriesStore::open_with(Path::new(&series_uri.location), options)
+                    .with_context(series_context)?,
+            )
+        }
         "clickhouse" => {
             let settings = &config.storage.clickhouse;
             let options = ClickHouseOptions {

@@ -119,9 +119,29 @@ pub struct StorageConfig {
     pub series: Option<String>,
     /// `file://PATH` or `s3://BUCKET/PREFIX`; default `file://{data_dir}/blobs`.
     pub blobs: Option<String>,
+    pub embedded: EmbeddedSeriesConfig,
     pub postgres: PostgresConfig,
     pub clickhouse: ClickHouseConfig,
     pub s3: S3Config,
+}
+
+/// The embedded series engine (`sqlite://` series storage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedSeriesConfig {
+    /// How often acknowledged points are packed from the in-memory head into compressed blocks.
+    pub flush_interval_ms: u64,
+    /// Pack sooner once the head holds this many points.
+    pub flush_points: usize,
+    /// Beyond this many points waiting in the head, writes are refused with 503 and Retry-After until packing
+    /// catches up: back-pressure instead of unbounded memory.
+    pub max_pending_points: usize,
+}
+
+impl Default for EmbeddedSeriesConfig {
+    fn default() -> Self {
+        Self { flush_interval_ms: 1_000, flush_points: 2_000_000, max_pending_points: 8_000_000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,6 +372,19 @@ impl Config {
                     problems.push(format!("{key} = {}: {problem}", redact(uri)));
                 }
             }
+        }
+        let embedded = &self.storage.embedded;
+        if !(10..=600_000).contains(&embedded.flush_interval_ms) {
+            problems.push(format!(
+                "storage.embedded.flush_interval_ms = {}: must be between 10 and 600000",
+                embedded.flush_interval_ms
+            ));
+        }
+        if embedded.flush_points == 0 || embedded.max_pending_points < embedded.flush_points {
+            problems.push(format!(
+                "storage.embedded.flush_points = {} and max_pending_points = {}: need 0 < flush_points <= max_pending_points",
+                embedded.flush_points, embedded.max_pending_points
+            ));
         }
         if self.server.roles.is_empty() {
             problems.push("server.roles is empty; give at least one of ingest, api, processor".to_owned());

@@ -54,12 +54,20 @@ impl IntoResponse for ApiError {
             tracing::warn!(code = %code, message = %message, "request failed");
         }
         let body = ErrorBody { error: ErrorDetail { code: code.as_str(), message, field: field.as_deref() } };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if *code == ErrorCode::Unavailable {
+            // Saturation passes quickly (a flush, a burst); tell clients when to come back rather than let them spin.
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 
 /// A JSON body: checks the content type, bounds the size, and reports parse errors with their field path.
 pub struct Json<T>(pub T);
+
+/// What `503 unavailable` answers carry as `Retry-After`.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// The largest JSON body accepted after decompression; set per router as a request extension.
 #[derive(Debug, Clone, Copy)]
@@ -225,6 +233,15 @@ pub async fn uniform_errors(request: Request, next: axum::middleware::Next) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saturation_tells_clients_when_to_retry() {
+        let busy = ApiError(Error::new(ErrorCode::Unavailable, "busy")).into_response();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.headers().get(header::RETRY_AFTER).unwrap(), RETRY_AFTER_SECONDS);
+        let invalid = ApiError(Error::invalid("x", "bad")).into_response();
+        assert!(invalid.headers().get(header::RETRY_AFTER).is_none());
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]

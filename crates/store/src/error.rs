@@ -15,6 +15,9 @@ pub enum StoreError {
     /// Input that only the store can judge, e.g. a manifest naming a blob it does not hold.
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// The store is saturated for now (e.g. writes arrive faster than they can be packed); retrying later works.
+    #[error("{0}")]
+    Unavailable(String),
     /// The backend failed (I/O, corruption, a lost connection). Never caused by input.
     #[error("storage backend failed: {0}")]
     Backend(String),
@@ -36,6 +39,7 @@ impl StoreError {
             StoreError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             StoreError::Conflict(_) => ErrorCode::Conflict,
             StoreError::Invalid { .. } => ErrorCode::InvalidArgument,
+            StoreError::Unavailable(_) => ErrorCode::Unavailable,
             StoreError::Backend(_) => ErrorCode::Internal,
         }
     }

@@ -40,11 +40,13 @@ pub struct EngineOptions {
     pub flush_interval: Duration,
     /// Flush early once the head holds this many points.
     pub flush_points: usize,
+    /// Refuse writes (`StoreError::Unavailable`) while more than this many points wait to be packed.
+    pub max_pending_points: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(1), flush_points: 2_000_000 }
+        Self { flush_interval: Duration::from_secs(1), flush_points: 2_000_000, max_pending_points: 8_000_000 }
     }
 }
 
@@ -68,6 +70,7 @@ struct Engine {
     commands: mpsc::Sender<Command>,
     /// Set when a log write failed: what is on disk is then unknown, so writes stop until a restart.
     wal_failure: Arc<Mutex<Option<String>>>,
+    max_pending_points: usize,
 }
 
 enum Command {
@@ -151,6 +154,7 @@ impl EmbeddedSeriesStore {
             maintenance: Mutex::new(()),
             commands,
             wal_failure,
+            max_pending_points: options.max_pending_points,
         });
         let weak = Arc::downgrade(&engine);
         spawn_thread("series-flush", move || flush_loop(weak, nudges, options.flush_interval))?;
@@ -494,6 +498,16 @@ impl SeriesStore for EmbeddedSeriesStore {
     async fn write_points(&self, project: &str, run_id: &str, points: &[MetricPoint]) -> StoreResult<()> {
         if points.is_empty() {
             return Ok(());
+        }
+        let pending = {
+            let head = lock(&self.engine.head);
+            head.active.len() + head.frozen.as_ref().map_or(0, |frozen| frozen.len())
+        };
+        if pending >= self.engine.max_pending_points {
+            return Err(StoreError::Unavailable(format!(
+                "{pending} points are waiting to be packed (storage.embedded.max_pending_points = {}); retry shortly",
+                self.engine.max_pending_points
+            )));
         }
         let frame = wal::points_frame(project, run_id, points);
         let apply = Apply::Points { project: project.to_owned(), run_id: run_id.to_owned(), points: points.to_vec() };

@@ -8,7 +8,11 @@ use super::*;
 
 fn open(dir: &Path) -> EmbeddedSeriesStore {
     // Flushes happen only when a test asks, so each test knows which side (head or blocks) holds its points.
-    let options = EngineOptions { flush_interval: Duration::from_secs(3600), flush_points: usize::MAX };
+    let options = EngineOptions {
+        flush_interval: Duration::from_secs(3600),
+        flush_points: usize::MAX,
+        ..EngineOptions::default()
+    };
     EmbeddedSeriesStore::open_with(&dir.join("series.db"), options).unwrap()
 }
 
@@ -82,7 +86,11 @@ mod conformance_while_flushing {
     // Flushes race every write: reads must be right whichever side a point is on at that instant.
     trackstack_store::series_store_conformance!(async {
         let dir = tempfile::tempdir().unwrap();
-        let options = super::EngineOptions { flush_interval: std::time::Duration::from_millis(1), flush_points: 1 };
+        let options = super::EngineOptions {
+            flush_interval: std::time::Duration::from_millis(1),
+            flush_points: 1,
+            ..super::EngineOptions::default()
+        };
         let store = super::EmbeddedSeriesStore::open_with(&dir.path().join("series.db"), options).unwrap();
         Some((Box::new(store), dir))
     });
@@ -109,6 +117,21 @@ async fn acknowledged_points_survive_a_restart_from_the_log_and_from_blocks() {
     drop(store);
     let store = open(dir.path());
     assert_eq!(everything(&store, "x").await, read);
+}
+
+#[tokio::test]
+async fn writes_are_refused_while_too_many_points_wait_then_accepted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let options =
+        EngineOptions { flush_interval: Duration::from_secs(3600), flush_points: usize::MAX, max_pending_points: 100 };
+    let store = EmbeddedSeriesStore::open_with(&dir.path().join("series.db"), options).unwrap();
+    store.write_points("p", "r", &points("x", (0..150).map(|s| (s, 1.0)))).await.unwrap();
+    let refused = store.write_points("p", "r", &points("x", [(150, 1.0)])).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+    assert_eq!(everything(&store, "x").await.len(), 150, "a refused write changes nothing");
+    store.flush().await.unwrap();
+    store.write_points("p", "r", &points("x", [(150, 1.0)])).await.unwrap();
+    assert_eq!(everything(&store, "x").await.len(), 151);
 }
 
 #[tokio::test]
