@@ -14,7 +14,7 @@ use clap::{Parser, ValueEnum};
 
 use report::{Budget, Figure, Machine, Report};
 use workloads::w2::Load;
-use workloads::Target;
+use workloads::{IngestFormat, Target};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Run Trackstack's benchmark workloads (W1, W2, W3, SDK, chart, storage)")]
@@ -38,6 +38,9 @@ struct Args {
     python: PathBuf,
     #[arg(long, default_value = "bench/results")]
     results_dir: PathBuf,
+    /// Wire format the workloads write points in.
+    #[arg(long, value_enum, default_value_t = IngestFormat::Protobuf)]
+    ingest: IngestFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
             (Some(server), url)
         }
     };
-    let target = Target::new(&url);
+    let target = Target::new(&url, args.ingest);
     let mut figures: Vec<Figure> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut points_written = 0u64;
@@ -223,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         notes.push("Server: all-in-one (embedded storage) started by the runner on a fresh data directory.".into());
     }
     notes.push("Latencies are client-side (request sent → body read), so they include HTTP and JSON.".into());
+    notes.push(format!("Workloads write points as {:?} over HTTP (`--ingest`).", args.ingest).to_lowercase());
 
     let report = Report {
         started_at,

@@ -9,22 +9,32 @@ pub mod w3;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use prost::Message;
 use serde::Serialize;
 use serde_json::{json, Value};
+use trackstack_proto::v1 as pb;
 
 use crate::generators::{metric_value, Random};
+
+/// How the workloads send points: the JSON body, or the compact protobuf body the SDK uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IngestFormat {
+    Json,
+    Protobuf,
+}
 
 /// A server under test and an HTTP client for it.
 #[derive(Clone)]
 pub struct Target {
     pub url: String,
     pub client: reqwest::Client,
+    pub format: IngestFormat,
 }
 
 impl Target {
-    pub fn new(url: &str) -> Self {
+    pub fn new(url: &str, format: IngestFormat) -> Self {
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("an HTTP client");
-        Self { url: url.trim_end_matches('/').to_owned(), client }
+        Self { url: url.trim_end_matches('/').to_owned(), client, format }
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
@@ -62,13 +72,16 @@ impl Target {
         self.post(&format!("/api/v1/projects/{project}/runs"), &json!({"id": run_id})).await.map(drop)
     }
 
-    /// Sends one ingest batch of metric points, encoded without building a JSON tree.
+    /// Sends one ingest batch of metric points in the target's wire format.
     pub async fn ingest(&self, batch: &Batch<'_>) -> anyhow::Result<()> {
-        let body = serde_json::to_vec(batch)?;
+        let (body, content_type) = match self.format {
+            IngestFormat::Json => (serde_json::to_vec(batch)?, "application/json"),
+            IngestFormat::Protobuf => (batch.to_protobuf().encode_to_vec(), "application/x-protobuf"),
+        };
         let response = self
             .client
             .post(format!("{}/api/v1/ingest", self.url))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body)
             .send()
             .await?;
@@ -92,6 +105,25 @@ async fn checked(response: reqwest::Response, path: &str) -> anyhow::Result<Valu
 pub struct Batch<'a> {
     pub run_id: &'a str,
     pub metrics: Vec<Point<'a>>,
+}
+
+impl Batch<'_> {
+    fn to_protobuf(&self) -> pb::IngestBatch {
+        let mut keys: Vec<&str> = Vec::new();
+        let mut message = pb::IngestBatch { run_id: self.run_id.to_owned(), ..Default::default() };
+        for point in &self.metrics {
+            let index = keys.iter().rposition(|k| *k == point.key).unwrap_or_else(|| {
+                keys.push(point.key);
+                keys.len() - 1
+            });
+            message.key_index.push(index as u32);
+            message.steps.push(point.step);
+            message.values.push(point.value);
+            message.times_ms.push(point.time_ms);
+        }
+        message.keys = keys.into_iter().map(str::to_owned).collect();
+        message
+    }
 }
 
 #[derive(Serialize)]
