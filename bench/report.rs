@@ -78,7 +78,7 @@ pub fn pretty(value: f64) -> String {
             grouped.push(c);
         }
         grouped
-    } else if magnitude >= 100.0 {
+    } else if magnitude >= 100.0 || value.fract() == 0.0 {
         format!("{value:.0}")
     } else if magnitude >= 1.0 {
         format!("{value:.2}")
