@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from protowire import decode_ingest
+
 _TIME = "2026-11-27T23:14:05.123Z"
 Handler = Callable[[httpx.Request], httpx.Response | None]
 
@@ -32,9 +34,14 @@ class FakeServer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.down = False
+        #: False plays a server from before protobuf ingest: 415 to protobuf bodies.
+        self.protobuf = True
         #: Called first for every request; a response it returns short-circuits the fake.
         self.intercept: Handler | None = None
-        self.requests: list[tuple[str, str, Any]] = []  # (method, path, parsed JSON body)
+        #: (method, path, parsed body); a protobuf ingest body is recorded as its JSON equivalent.
+        self.requests: list[tuple[str, str, Any]] = []
+        #: (Content-Type, Content-Encoding) of every ingest request, refused ones included.
+        self.ingest_encodings: list[tuple[str, str | None]] = []
         self.runs: dict[str, dict[str, Any]] = {}
         self.points: dict[str, dict[tuple[str, int], Any]] = {}
         self.blobs: dict[str, bytes] = {}
@@ -70,13 +77,22 @@ class FakeServer:
         raw = request.read()
         if request.headers.get("content-encoding") == "gzip":
             raw = gzip.decompress(raw)
-        if request.headers.get("content-type", "").startswith("application/json"):
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/json"):
             return json.loads(raw)
+        if content_type == "application/x-protobuf" and request.url.path == "/api/v1/ingest":
+            return decode_ingest(raw)
         return raw
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         method = request.method
+        content_type = request.headers.get("content-type", "")
+        if path == "/api/v1/ingest":
+            encoding = (content_type, request.headers.get("content-encoding"))
+            self.ingest_encodings.append(encoding)
+            if content_type == "application/x-protobuf" and not self.protobuf:
+                return _err(415, "unsupported_media_type", "expected application/json")
         body = self._body(request)
         self.requests.append((method, path, body if not isinstance(body, bytes) else len(body)))
         if (m := re.fullmatch(r"/api/v1/projects/([^/]+)/runs", path)) and method == "POST":
@@ -185,7 +201,8 @@ class FakeServer:
             if not pts:
                 return httpx.Response(200, json={"key": q["key"], "buckets": []})
             lo, hi, n = pts[0][0], pts[-1][0], int(q["buckets"])
-            # The server's layout: the narrowest power-of-two width aligned to step 0 giving at most n buckets.
+            # The server's layout: the narrowest power-of-two width aligned to step 0 giving at
+            # most n buckets.
             shift = 0
             while (hi >> shift) - (lo >> shift) + 1 > n:
                 shift += 1

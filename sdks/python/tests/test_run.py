@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -230,20 +231,48 @@ def test_create_payload_has_metadata_and_id(fake: FakeServer, settings: track.Se
     run.finish()
 
 
-def test_ingest_requests_are_gzipped(settings: track.Settings) -> None:
-    seen: list[httpx.Request] = []
-    fake = FakeServer()
-
-    def spy(request: httpx.Request) -> None:
-        seen.append(request)
-
-    fake.intercept = spy  # type: ignore[assignment]
+def test_ingest_goes_as_protobuf_gzipped_when_large(
+    fake: FakeServer, settings: track.Settings
+) -> None:
+    settings.flush_interval = 5  # one batch for the loop, one for finish
     run = start(fake, settings)
-    run.log({"a": math.nan})
+    for i in range(200):
+        run.log({"loss": 1 / (i + 1), "acc": float(i)})
+    run.config["lr"] = 0.1
     run.finish()
-    ingests = [r for r in seen if r.url.path == "/api/v1/ingest"]
-    assert ingests and all(r.headers["content-encoding"] == "gzip" for r in ingests)
-    assert all(r.headers["content-type"] == "application/json" for r in ingests)
+    big, last = fake.ingest_encodings
+    # 400 points are ~11 KB of protobuf: worth compressing; the final state-only batch is not.
+    assert big == ("application/x-protobuf", "gzip")
+    assert last == ("application/x-protobuf", None)
+    metrics, final = fake.ingests()
+    assert final == {"run_id": run.id, "state": "finished", "exit_code": 0}
+    assert metrics["config"] == {"lr": 0.1} and len(metrics["metrics"]) == 400
+    assert metrics["metrics"][:2] == [
+        {"key": "loss", "step": 0, "value": 1.0, "time_ms": metrics["metrics"][0]["time_ms"]},
+        {"key": "acc", "step": 0, "value": 0.0, "time_ms": metrics["metrics"][0]["time_ms"]},
+    ]
+    assert fake.history(run.id)[199] == {"loss": 1 / 200, "acc": 199.0}
+
+
+def test_old_server_gets_json_after_a_415(fake: FakeServer, settings: track.Settings) -> None:
+    fake.protobuf = False
+    run = start(fake, settings)
+    run.log({"a": math.nan, "b": 1.0})
+    run.tags = ["t"]
+    time.sleep(0.2)
+    run.log({"a": 2.0})
+    result = run.finish()
+    assert result.ok and result.rejected_batches == 0 and result.spooled_batches == 0
+    types = [t for t, _ in fake.ingest_encodings]
+    # Only the first batch tries protobuf; it is resent as JSON, and JSON it is from then on.
+    assert types[:2] == ["application/x-protobuf", "application/json"]
+    assert set(types[2:]) == {"application/json"}
+    assert fake.history(run.id) == {0: {"a": "NaN", "b": 1.0}, 1: {"a": 2.0}}
+    assert fake.runs[run.id]["tags"] == ["t"] and fake.runs[run.id]["state"] == "finished"
+    # Learned for the process: the next run starts with JSON.
+    fake.ingest_encodings.clear()
+    start(fake, settings).finish()
+    assert {t for t, _ in fake.ingest_encodings} == {"application/json"}
 
 
 def test_api_key_header(
@@ -413,8 +442,6 @@ def test_big_buffers_split_into_batches(fake: FakeServer, settings: track.Settin
 
 
 def test_heartbeat_when_idle(fake: FakeServer, settings: track.Settings) -> None:
-    import time
-
     settings.heartbeat_interval = 0.05
     run = start(fake, settings)
     time.sleep(0.3)

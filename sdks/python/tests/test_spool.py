@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -19,8 +21,10 @@ import pytest
 
 import track
 from track import _spool
+from track._http import JSON, TRANSIENT, RetryPolicy, with_retry
 
 from fakeserver import FakeServer
+from protowire import decode_ingest
 
 
 def start(fake: FakeServer, settings: track.Settings, **kwargs: Any) -> track.Run:
@@ -29,9 +33,14 @@ def start(fake: FakeServer, settings: track.Settings, **kwargs: Any) -> track.Ru
 
 
 def spooled(path: Path) -> list[tuple[str, Any]]:
+    """Each pending entry's kind and body (a protobuf ingest body as its JSON equivalent)."""
     out = []
     for entry in _spool.Spool(path).entries():
-        out.append((entry.kind, json.loads(gzip.decompress(entry.path.read_bytes()))))
+        raw = gzip.decompress(entry.path.read_bytes())
+        if entry.path.name.endswith(".pb.gz"):
+            out.append((entry.kind, decode_ingest(raw)))
+        else:
+            out.append((entry.kind, json.loads(raw)))
     return out
 
 
@@ -144,6 +153,143 @@ def test_transient_errors_are_retried_with_retry_after(
     assert result.ok and result.spooled_batches == 0 and result.spool_dir is None
     assert failures["n"] == 3
     assert fake.history(run.id) == {0: {"a": 1.0}}
+
+
+def _busy(retry_after: str) -> httpx.Response:
+    err = {"error": {"code": "unavailable", "message": "saturated"}}
+    return httpx.Response(503, headers={"Retry-After": retry_after}, json=err)
+
+
+def test_retry_after_is_a_floor_under_the_backoff() -> None:
+    stamps: list[float] = []
+
+    def send() -> httpx.Response:
+        stamps.append(time.monotonic())
+        if len(stamps) <= 2:
+            return _busy("0.3")
+        if len(stamps) <= 4:
+            return _busy("0")  # "now" still waits for the backoff, which keeps growing
+        return httpx.Response(200, json={"accepted_points": 1})
+
+    out = with_retry(send, RetryPolicy(budget=10, initial=0.2, maximum=2.0))
+    assert out.ok and len(stamps) == 5
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.3
+    # The jittered delays are drawn from [d/2, d] with d = 0.2, 0.4, 0.8, 1.6.
+    assert gaps[2] >= 0.4 and gaps[3] >= 0.8
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once() -> None:
+    calls = []
+
+    def send() -> httpx.Response:
+        calls.append(1)
+        return _busy("30")
+
+    t0 = time.monotonic()
+    out = with_retry(send, RetryPolicy(budget=1))
+    assert time.monotonic() - t0 < 0.5 and len(calls) == 1
+    assert out.kind == TRANSIENT and out.retry_after == 30.0
+
+
+def test_saturated_server_503_retry_after_is_waited_for(
+    fake: FakeServer, settings: track.Settings
+) -> None:
+    settings.retry_budget = 3
+    stamps: list[float] = []
+
+    def saturated(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/api/v1/ingest":
+            stamps.append(time.monotonic())
+            if len(stamps) <= 2:
+                return _busy("0.3")
+        return None
+
+    fake.intercept = saturated
+    run = start(fake, settings)
+    for i in range(100):
+        run.log({"a": float(i)})
+    result = run.finish()
+    assert result.ok and result.spooled_batches == 0 and result.spool_dir is None
+    assert stamps[1] - stamps[0] >= 0.3 and stamps[2] - stamps[1] >= 0.3
+    assert fake.history(run.id) == {i: {"a": float(i)} for i in range(100)}
+
+
+def test_long_retry_after_spools_and_the_replay_waits_for_it(
+    fake: FakeServer, settings: track.Settings, spool_root: Path
+) -> None:
+    settings.retry_budget = 0.2  # shorter than Retry-After: straight to the spool
+    settings.replay_interval = 0.05
+    busy = threading.Event()
+    busy.set()
+    stamps: list[float] = []
+
+    def saturated(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/api/v1/ingest":
+            stamps.append(time.monotonic())
+            if busy.is_set():
+                return _busy("1")
+        return None
+
+    fake.intercept = saturated
+    run = start(fake, settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run.log({"a": 1.0})
+        wait_until(lambda: len(stamps) == 1)
+        time.sleep(0.5)
+        # Replays are due every 0.05 s, but not before the server's Retry-After.
+        assert len(stamps) == 1
+        assert _spool.Spool(spool_root / f"run-{run.id}").pending_count() == 1
+        busy.clear()
+        run.log({"a": 2.0})
+        wait_until(lambda: len(fake.history(run.id)) == 2)
+    assert stamps[1] - stamps[0] >= 1.0
+    result = run.finish()
+    assert result.ok and result.spooled_batches == 0
+    assert fake.history(run.id) == {0: {"a": 1.0}, 1: {"a": 2.0}}
+
+
+def test_old_json_spool_entries_replay_next_to_protobuf_ones(
+    fake: FakeServer, settings: track.Settings, spool_root: Path
+) -> None:
+    run = start(fake, settings, mode="offline")
+    run.log({"a": math.nan})
+    result = run.finish()
+    spool = _spool.Spool(spool_root / f"offline-run-{run.id}")
+    types = [e.content_type for e in spool.entries()]
+    assert types and set(types) == {"application/x-protobuf"}
+    assert all(e.path.name.endswith(".ingest.pb.gz") for e in spool.entries())
+    # An entry as an SDK from before protobuf wrote it.
+    old = {"run_id": run.id, "metrics": [{"key": "b", "step": 7, "value": "Infinity"}]}
+    (spool.batches / "0000000099.ingest.json.gz").write_bytes(
+        gzip.compress(json.dumps(old).encode())
+    )
+    assert [e.content_type for e in spool.entries()] == [*types, JSON]
+    report = track.sync(spool_root, _transport=fake.transport)
+    assert report.ok and report.runs[0].sent == len(types) + 1 and result.ok
+    assert fake.history(run.id) == {0: {"a": "NaN"}, 7: {"b": "Infinity"}}
+    assert [t for t, _ in fake.ingest_encodings] == [*types, JSON]
+
+
+def test_protobuf_spool_syncs_to_a_server_without_protobuf(
+    fake: FakeServer, settings: track.Settings, spool_root: Path
+) -> None:
+    run = start(fake, settings, mode="offline", config={"lr": 0.5}, tags=["t"])
+    for i in range(300):
+        run.log({"loss": 1 / (i + 1), "inf": -math.inf})
+    run.config["bs"] = 8
+    assert run.finish().ok
+    fake.protobuf = False
+    report = track.sync(spool_root, _transport=fake.transport)
+    assert report.ok, report
+    hist = fake.history(run.id)
+    assert len(hist) == 300 and hist[299] == {"loss": 1 / 300, "inf": "-Infinity"}
+    assert fake.runs[run.id]["config"] == {"lr": 0.5, "bs": 8}
+    assert fake.runs[run.id]["tags"] == ["t"] and fake.runs[run.id]["state"] == "finished"
+    # The first entry was refused as protobuf and resent as JSON; the rest went as JSON directly.
+    types = [t for t, _ in fake.ingest_encodings]
+    assert types[:2] == ["application/x-protobuf", JSON] and set(types[2:]) == {JSON}
 
 
 def test_permanent_rejection_is_dropped_and_reported(

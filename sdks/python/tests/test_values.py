@@ -198,3 +198,32 @@ def test_latest_keeps_the_value_at_the_highest_step() -> None:
     latest.fold([(6, 0, {"a": 6.0, "b": 6.0})])
     assert latest.value == {"a": 6.0, "b": 7.0, "c": 2.0}
     assert latest.step == {"a": 6, "b": 7, "c": 2}
+
+
+def test_latest_folds_a_batch_like_row_by_row() -> None:
+    """The backwards scan for rising steps gives what folding each row in turn gives."""
+    import random
+
+    from track._sender import Latest
+
+    rng = random.Random(3)
+    keys = ["a", "b", "c", "d"]
+    for trial in range(200):
+        rows = []
+        step = rng.randrange(5)
+        for _ in range(rng.randrange(1, 12)):
+            step += rng.choice([0, 1, 1, 2] if trial % 2 else [-2, 0, 1, 3])
+            picked = rng.sample(keys, rng.randint(1, len(keys)))
+            rows.append((max(step, 0), 0, {k: rng.random() for k in picked}))
+        seed = [(rng.randrange(6), 0, {"a": -1.0, "c": -3.0})]
+        batch, one_by_one = Latest(), Latest()
+        batch.fold(seed)
+        one_by_one.fold(seed)
+        batch.fold(rows)
+        for row in rows:
+            one_by_one.fold([row])
+        assert (batch.value, batch.step, batch.top) == (
+            one_by_one.value,
+            one_by_one.step,
+            one_by_one.top,
+        )

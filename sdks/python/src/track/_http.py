@@ -4,11 +4,11 @@ and the retry policy for transient failures."""
 from __future__ import annotations
 
 import email.utils
-import gzip
 import json
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,24 @@ from .errors import TrackstackConnectionError, TrackstackError, from_response
 
 __version__ = "0.1.0"
 USER_AGENT = f"trackstack-python/{__version__}"
-GZIP_LEVEL = 1  # fast; metric JSON is repetitive enough that level 1 already shrinks it ~10x
+JSON = "application/json"
+GZIP_LEVEL = 1  # fast; metric bodies are repetitive enough that level 1 already shrinks them well
+#: Smaller bodies go uncompressed: gzip's ~20 bytes of framing and the CPU are not worth it there.
+GZIP_MIN_BYTES = 1024
+
+#: Ingest endpoints that answered 415 to a protobuf body (an older server): they get JSON for the
+#: rest of the process. Module-level so that every run and ``track sync`` learn it once.
+_json_only_ingest: set[str] = set()
+
+
+def gzip_body(body: bytes, headers: dict[str, str]) -> bytes:
+    """Gzips ``body`` (and sets ``Content-Encoding``) when it is large enough to be worth it."""
+    if len(body) <= GZIP_MIN_BYTES:
+        return body
+    # zlib with wbits=31 writes the gzip format in one call and releases the GIL while compressing.
+    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    headers["Content-Encoding"] = "gzip"
+    return z.compress(body) + z.flush()
 
 
 def dumps(body: Any) -> bytes:
@@ -63,7 +80,6 @@ class HttpClient:
         *,
         json_body: Any = None,
         raw_json: bytes | None = None,
-        gzip_body: bool = False,
         content: bytes | Iterable[bytes] | None = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
@@ -77,11 +93,8 @@ class HttpClient:
         if json_body is not None:
             raw_json = dumps(json_body)
         if raw_json is not None:
-            hdrs["Content-Type"] = "application/json"
+            hdrs["Content-Type"] = JSON
             content = raw_json
-            if gzip_body:
-                content = gzip.compress(raw_json, GZIP_LEVEL)
-                hdrs["Content-Encoding"] = "gzip"
         if params:
             params = {k: v for k, v in params.items() if v is not None}
         kwargs: dict[str, Any] = {}
@@ -103,6 +116,18 @@ class HttpClient:
         if self.ingest_url and (path == "/ingest" or is_upload):
             return f"{self.ingest_url}/api/v1{path}"
         return path
+
+    def _ingest_endpoint(self) -> str:
+        return self.ingest_url or self.url
+
+    @property
+    def protobuf_ingest(self) -> bool:
+        """Whether ingest batches go out as protobuf (false once the server refused it)."""
+        return self._ingest_endpoint() not in _json_only_ingest
+
+    def refuse_protobuf(self) -> None:
+        """Records that the ingest endpoint answered 415 to protobuf: JSON from now on."""
+        _json_only_ingest.add(self._ingest_endpoint())
 
     def stream(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._client.stream(method, path, **kwargs)
@@ -153,6 +178,8 @@ class Outcome:
     kind: str
     response: httpx.Response | None = None
     error: TrackstackError | None = None
+    #: The server's ``Retry-After`` on the last transient failure: the earliest time worth retrying.
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -190,7 +217,8 @@ def attempt(send: Callable[[], httpx.Response]) -> tuple[Outcome, float | None]:
         return Outcome(OK, response=resp), None
     err = error_of(resp)
     if is_transient_status(resp.status_code):
-        return Outcome(TRANSIENT, response=resp, error=err), retry_after(resp)
+        wait = retry_after(resp)
+        return Outcome(TRANSIENT, response=resp, error=err, retry_after=wait), wait
     return Outcome(PERMANENT, response=resp, error=err), None
 
 
@@ -204,7 +232,10 @@ def with_retry(
     """Calls ``send`` until it succeeds, fails permanently, or the retry budget runs out.
 
     ``deadline`` returns a ``time.monotonic()`` value after which no new attempt starts (the finish
-    timeout); ``stop`` interrupts the waits between attempts.
+    timeout); ``stop`` interrupts the waits between attempts. A server's ``Retry-After`` (503 when
+    saturated, 429) is a lower bound: the backoff keeps growing underneath it, so a server that
+    keeps answering ``Retry-After: 0`` is not hammered. When the wait would overrun the budget the
+    transient outcome is returned, and the caller spools the request.
     """
     give_up = time.monotonic() + policy.budget
     delays = iter(policy.delays())
@@ -212,7 +243,9 @@ def with_retry(
         outcome, server_wait = attempt(send)
         if outcome.kind != TRANSIENT:
             return outcome
-        wait = next(delays) if server_wait is None else server_wait
+        wait = next(delays)
+        if server_wait is not None:
+            wait = max(wait, server_wait)
         limit = give_up
         hard = deadline()
         if hard is not None:

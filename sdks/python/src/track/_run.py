@@ -31,6 +31,7 @@ from ._values import (
 )
 
 _STEP_MAX = (1 << 53) - 1
+_time = time.time
 #: Distinct warnings kept per run; a script logging a new bad key every step must not grow memory.
 _MAX_WARNINGS = 1000
 
@@ -265,6 +266,9 @@ class Run:
         int, float incl. NaN and infinities, numpy scalars, 0-d tensors); anything else is skipped
         with a warning. Never raises.
         """
+        # This is the training loop's hot path (budget: ~1 µs of Python per call), so the common
+        # case, a float under a key seen before, is tested first and inline, everything else goes
+        # through _log_value, and the buffer append is inlined below.
         if self._closed:
             self._warn("run.log() called after the run finished; the data is ignored", "closed")
             return
@@ -280,18 +284,12 @@ class Run:
         ok_keys = self._ok_keys
         try:
             for k, v in items:
-                if type(k) is not str:
-                    k = str(k)
-                tv = type(v)
-                if tv is float:
-                    pass
-                elif tv is int and -_STEP_MAX <= v <= _STEP_MAX:
-                    v = float(v)
-                else:
-                    self._slow_value(flat, k, v)
-                    continue
-                if k in ok_keys or self._accept_key(k):
+                # Exact types: a str subclass may stringify differently, a float subclass (numpy)
+                # must be converted.
+                if type(v) is float and type(k) is str and k in ok_keys:
                     flat[k] = v
+                else:
+                    self._log_value(flat, k, v)
             if step is not None and (type(step) is not int or not 0 <= step <= _STEP_MAX):
                 step = to_step(step)
         except ValueError as exc:
@@ -300,8 +298,13 @@ class Run:
         except Exception as exc:  # a hostile __eq__ or .items(); never break the caller
             self._warn(f"run.log() ignored a call: {type(exc).__name__}: {exc}", "error")
             return
-        t = int(time.time() * 1000)
-        with self._lock:
+        t = int(_time() * 1000)
+        buf = self._buffer
+        lock = self._lock
+        # try/finally rather than `with`: the same guarantee (a KeyboardInterrupt here must not
+        # leave the lock held) without the __enter__/__exit__ calls.
+        lock.acquire()
+        try:
             if self._closed:  # finish() ran meanwhile; its final batch is already queued
                 return
             if step is None:
@@ -312,7 +315,30 @@ class Run:
                 s = step
                 self._step = s + 1 if commit else s
             if flat:
-                self._buffer.add_row((s, t, flat))
+                if buf.discard:
+                    buf.add_row((s, t, flat))
+                else:  # Buffer.add_row, inlined
+                    buf.rows.append((s, t, flat))
+                    buf.npoints += len(flat)
+                    if buf.npoints >= buf.max_points:
+                        buf.wake.set()
+        finally:
+            lock.release()
+
+    def _log_value(self, out: dict[str, float], key: Any, value: Any) -> None:
+        """Adds one ``log`` item that is not a float under a known key (see :meth:`log`)."""
+        if type(key) is not str:
+            key = str(key)
+        tv = type(value)
+        if tv is float:
+            pass
+        elif tv is int and -_STEP_MAX <= value <= _STEP_MAX:
+            value = float(value)
+        else:
+            self._slow_value(out, key, value)
+            return
+        if key in self._ok_keys or self._accept_key(key):
+            out[key] = value
 
     def _accept_key(self, key: str) -> bool:
         problem = key_problem(key)

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
-from . import _spool
-from ._http import OK, PERMANENT, HttpClient, Outcome, RetryPolicy, dumps
+from . import _proto, _spool
+from ._http import JSON, OK, PERMANENT, HttpClient, Outcome, RetryPolicy, dumps
 from ._settings import Settings
 from ._uploader import ReplayResult, Uploader, describe, replay
 from .errors import TrackstackError
 
 log = logging.getLogger("track")
+
+#: Longest a server's ``Retry-After`` may postpone the next spool replay, in seconds.
+MAX_REPLAY_DELAY = 60.0
 
 Row = tuple[int, int, dict[str, float]]  # (step, time_ms, {key: value})
 
@@ -83,26 +89,43 @@ _NON_FINITE = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
 _float_repr = float.__repr__
 #: Body size at which a chunk is cut even below ``max_points`` (the server takes 32 MiB).
 MAX_BODY_BYTES = 16 << 20
+#: Protobuf bytes per point (key index, step, value, time) and, at most, per distinct key (tag,
+#: length, and the key's at most 256 bytes).
+_POINT_BYTES = 4 + 8 + 8 + 8
+_KEY_BYTES = 1 + 2 + 256
+_step_of = operator.itemgetter(0)
+_time_of = operator.itemgetter(1)
+_row_of = operator.itemgetter(2)
+
+
+def merge_steps(rows: list[Row]) -> list[Row]:
+    """One row per step, in order of each step's first row.
+
+    A key written twice at one step is sent once with its last value, at the last row's time
+    (W&B's pending-row semantics). Steps rarely repeat, so that is checked in C first.
+    """
+    if len(set(map(_step_of, rows))) == len(rows):
+        return rows
+    merged: dict[int, tuple[int, dict[str, float]]] = {}
+    for step, t, values in rows:
+        prev = merged.get(step)
+        merged[step] = (t, values) if prev is None else (t, {**prev[1], **values})
+    return [(step, t, values) for step, (t, values) in merged.items()]
 
 
 def encode_points(rows: list[Row], max_points: int) -> list[list[str]]:
     """JSON-encodes the points of ``rows`` as chunks of ``{"key","step","value","time_ms"}`` texts.
 
-    Rows for the same step are merged first, so a key written twice at one step is sent once with
-    its last value (W&B's pending-row semantics). The text is built by hand because it is ~2x
-    faster than ``json.dumps`` on dicts and this runs for every point; finite floats use
+    Rows are merged by step first (:func:`merge_steps`). The text is built by hand because it is
+    ~2x faster than ``json.dumps`` on dicts and this runs for every point; finite floats use
     ``float.__repr__``, exactly what ``json.dumps`` emits, and NaN/infinities become the API's
     strings so no bare ``NaN`` literal is ever produced.
     """
-    merged: dict[int, tuple[int, dict[str, float]]] = {}
-    for step, t, values in rows:
-        prev = merged.get(step)
-        merged[step] = (t, values) if prev is None else (t, {**prev[1], **values})
     keys: dict[str, str] = {}
     chunks: list[list[str]] = []
     chunk: list[str] = []
     size = 0
-    for step, (t, values) in merged.items():
+    for step, t, values in merge_steps(rows):
         mid = f',"step":{step},"value":'
         tail = f',"time_ms":{t}}}'
         for k, v in values.items():
@@ -121,8 +144,99 @@ def encode_points(rows: list[Row], max_points: int) -> list[list[str]]:
     return chunks
 
 
+class _KeyIndex(dict[str, int]):
+    """Numbers keys in order of first use: looking up a new key gives it the next number."""
+
+    def __missing__(self, key: str) -> int:
+        n = self[key] = len(self)
+        return n
+
+
+#: One chunk of points as protobuf columns: (keys, key_index, steps, values, times_ms).
+Columns = tuple[list[str], list[int], list[int], list[float], list[int]]
+
+
+def point_columns(rows: list[Row], max_points: int) -> list[Columns]:
+    """The points of ``rows`` (merged by step, see :func:`merge_steps`) as protobuf columns, cut
+    into chunks of at most ``max_points`` points and about ``MAX_BODY_BYTES``.
+
+    The columns are built by chained C iterators, with no Python bytecode per row or point: this
+    runs for every point on the sender thread, which shares the GIL with the training loop.
+    """
+    rows = merge_steps(rows)
+    index = _KeyIndex()
+    dicts = list(map(_row_of, rows))
+    key_index = list(map(index.__getitem__, chain.from_iterable(dicts)))
+    values = list(chain.from_iterable(map(dict.values, dicts)))
+    counts = list(map(len, dicts))
+    if counts.count(1) == len(counts):  # one point per row: no repetition needed
+        steps = list(map(_step_of, rows))
+        times = list(map(_time_of, rows))
+    else:
+        steps = list(chain.from_iterable(map(repeat, map(_step_of, rows), counts)))
+        times = list(chain.from_iterable(map(repeat, map(_time_of, rows), counts)))
+    keys = list(index)
+    total = len(key_index)
+    per_chunk = max(1, max_points)
+    if per_chunk * _POINT_BYTES + len(keys) * _KEY_BYTES > MAX_BODY_BYTES:
+        # Many long keys: bound each chunk by its worst case instead (every point a new key).
+        per_chunk = min(per_chunk, MAX_BODY_BYTES // (_POINT_BYTES + _KEY_BYTES))
+    if total <= per_chunk:
+        return [(keys, key_index, steps, values, times)] if total else []
+    chunks: list[Columns] = []
+    for lo in range(0, total, per_chunk):
+        hi = lo + per_chunk
+        part = key_index[lo:hi]
+        # Each request carries only its own keys, renumbered.
+        used = list(dict.fromkeys(part))
+        renumber = {old: new for new, old in enumerate(used)}
+        chunks.append(
+            (
+                [keys[i] for i in used],
+                list(map(renumber.__getitem__, part)),
+                steps[lo:hi],
+                values[lo:hi],
+                times[lo:hi],
+            )
+        )
+    return chunks
+
+
+def ingest_batches(run_id: str, item: IngestItem, max_points: int) -> list[bytes]:
+    """Encodes an :class:`IngestItem` as protobuf ``IngestBatch`` bodies (see
+    :func:`point_columns`), split and ordered like :func:`ingest_bodies`.
+    """
+    chunks = point_columns(item.rows, max_points)
+    if not chunks:
+        chunks = [([], [], [], [], [])]
+    last = len(chunks) - 1
+    bodies = []
+    for i, (keys, key_index, steps, values, times) in enumerate(chunks):
+        first = i == 0
+        bodies.append(
+            _proto.encode_batch(
+                run_id,
+                keys,
+                key_index,
+                steps,
+                values,
+                times,
+                config_json=_json_text(item.config) if first else None,
+                summary_json=_json_text(item.summary) if first else None,
+                tags=item.tags if first else None,
+                state=item.state if i == last else None,
+                exit_code=item.exit_code if i == last and item.state is not None else None,
+            )
+        )
+    return bodies
+
+
+def _json_text(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else dumps(value).decode()
+
+
 def ingest_bodies(run_id: str, item: IngestItem, max_points: int) -> list[bytes]:
-    """Encodes an :class:`IngestItem` as ``POST /ingest`` bodies (see :func:`encode_points`).
+    """Encodes an :class:`IngestItem` as JSON ``POST /ingest`` bodies (see :func:`encode_points`).
 
     Config, summary and tags ride in the first body and the run state in the last, after every
     point, so a finished run never receives points afterwards.
@@ -168,6 +282,25 @@ class Latest:
 
     def fold(self, rows: list[Row]) -> None:
         step_of, value_of = self.step, self.value
+        if rows and rows[0][0] >= self.top:
+            steps = list(map(_step_of, rows))
+            if all(map(operator.le, steps, steps[1:])):
+                # Steps going up, the usual case: each key's latest value is in the last row that
+                # has it. Scanning backwards touches each key once instead of once per row (this
+                # runs on the sender thread for every point, sharing the GIL with the caller).
+                found: dict[str, float] = {}
+                found_step: dict[str, int] = {}
+                for step, _t, values in reversed(rows):
+                    if found.keys() >= values.keys():
+                        continue
+                    for k, v in values.items():
+                        if k not in found:
+                            found[k] = v
+                            found_step[k] = step
+                value_of.update(found)
+                step_of.update(found_step)
+                self.top = steps[-1]
+                return
         for step, _t, values in rows:
             if step >= self.top:
                 # The usual case, steps going up: every key of the row wins, so update in C.
@@ -216,7 +349,8 @@ class Buffer:
         return item
 
     def add_row(self, row: Row) -> None:
-        """Appends a row; the caller holds ``lock``."""
+        """Appends a row; the caller holds ``lock``. ``Run.log`` inlines the non-discard branch:
+        keep the two in step."""
         if self.discard:
             self.latest.fold([row])
             return
@@ -397,8 +531,7 @@ class Sender:
                 if self.spooling and self.uploader is not None:
                     now = time.monotonic()
                     if closing or now >= self._next_replay:
-                        self._replay(final=closing)
-                        self._next_replay = time.monotonic() + self.settings.replay_interval
+                        self._next_replay = self._replay_time(self._replay(final=closing))
                 elif not closing and self.uploader is not None:
                     self._heartbeat()
                 if closing:
@@ -412,13 +545,27 @@ class Sender:
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_contact < self.settings.heartbeat_interval:
             return
-        self._send_or_spool(_spool.INGEST, dumps({"run_id": self.run_id}))
+        self._send_ingest(IngestItem())
+
+    def _send_ingest(self, item: IngestItem) -> None:
+        content_type, bodies = JSON, None
+        if self.uploader is None or self.uploader.protobuf:
+            try:
+                bodies = ingest_batches(self.run_id, item, self.settings.max_batch_points)
+                content_type = _proto.CONTENT_TYPE
+            except (ValueError, OverflowError, struct.error):
+                # Something protobuf cannot carry (an exit code beyond int32): JSON takes anything,
+                # and the server judges it as it always has.
+                bodies = None
+        if bodies is None:
+            bodies = ingest_bodies(self.run_id, item, self.settings.max_batch_points)
+        for body in bodies:
+            self._send_or_spool(_spool.INGEST, body, content_type)
 
     def _handle(self, item: Item) -> None:
         try:
             if isinstance(item, IngestItem):
-                for body in ingest_bodies(self.run_id, item, self.settings.max_batch_points):
-                    self._send_or_spool(_spool.INGEST, body)
+                self._send_ingest(item)
             elif isinstance(item, PatchItem):
                 self._send_or_spool(_spool.PATCH, dumps(item.body))
             else:
@@ -430,14 +577,16 @@ class Sender:
     def _direct(self) -> bool:
         return not self.spooling and self.uploader is not None and not self._past_deadline()
 
-    def _send_or_spool(self, kind: str, body: bytes) -> None:
+    def _send_or_spool(self, kind: str, body: bytes, content_type: str = JSON) -> None:
         if self._direct():
             assert self.uploader is not None
-            send = self.uploader.ingest if kind == _spool.INGEST else self.uploader.patch
-            out = send(body)
+            if kind == _spool.INGEST:
+                out = self.uploader.ingest(body, content_type)
+            else:
+                out = self.uploader.patch(body)
             if self._settle(kind, out):
                 return
-        self._append(kind, body)
+        self._append(kind, body, content_type)
 
     def _settle(self, kind: str, out: Outcome) -> bool:
         """Records a sent request's outcome; False means it must go to the spool."""
@@ -453,21 +602,27 @@ class Sender:
             self.warn(msg)
             self.stats.rejected.append(msg)
             return True
-        self._start_spooling(describe(out))
+        self._start_spooling(describe(out), out.retry_after)
         return False
 
-    def _start_spooling(self, why: str) -> None:
+    def _start_spooling(self, why: str, retry_after: float | None) -> None:
         if not self.spooling:
             self.spooling = True
-            self._next_replay = time.monotonic() + self.settings.replay_interval
+            self._next_replay = self._replay_time(retry_after)
             self.warn(
                 f"trackstack server unreachable ({why}); spooling to disk and retrying in the "
                 "background"
             )
 
-    def _append(self, kind: str, body: bytes) -> None:
+    def _replay_time(self, retry_after: float | None) -> float:
+        # A saturated server's Retry-After (503) pushes the next replay back, within reason: a
+        # bogus header must not park the spool for hours.
+        wait = min(retry_after or 0.0, MAX_REPLAY_DELAY)
+        return time.monotonic() + max(self.settings.replay_interval, wait)
+
+    def _append(self, kind: str, body: bytes, content_type: str = JSON) -> None:
         try:
-            self.spool().append(kind, body)
+            self.spool().append(kind, body, content_type)
         except OSError as exc:
             msg = f"could not write the spool ({exc}); a {kind} request is lost"
             self.warn(msg)
@@ -513,7 +668,8 @@ class Sender:
         self.warn(msg)
         self.stats.rejected.append(msg)
 
-    def _replay(self, final: bool) -> None:
+    def _replay(self, final: bool) -> float | None:
+        """Replays the spool; returns the server's ``Retry-After`` if it stopped the replay."""
         assert self.uploader is not None
         spool = self.spool()
         if not final:
@@ -536,6 +692,7 @@ class Sender:
             self.spooling = False
             if not final:
                 log.info("trackstack server reachable again; the spool has been replayed")
+        return result.retry_after
 
     def _close_spool(self) -> None:
         if self._spool is None:

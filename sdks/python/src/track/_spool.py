@@ -4,17 +4,20 @@ Layout of a spool directory (``<dir>/run-<id>/`` for an online run that lost the
 ``<dir>/offline-run-<id>/`` for an offline run)::
 
     run.json                          project, server URL, the run-create payload, progress flags
-    batches/0000000001.ingest.json.gz   exact body of one POST /api/v1/ingest (gzip)
-    batches/0000000002.artifact.json.gz exact body of one POST /api/v1/runs/{id}/artifacts (gzip)
-    batches/0000000003.patch.json.gz    exact body of one PATCH /api/v1/runs/{id} (gzip)
+    batches/0000000001.ingest.pb.gz     exact body of one POST /api/v1/ingest, protobuf (gzip)
+    batches/0000000002.ingest.json.gz   the same in JSON (older SDKs, or a server without protobuf)
+    batches/0000000003.artifact.json.gz exact body of one POST /api/v1/runs/{id}/artifacts (gzip)
+    batches/0000000004.patch.json.gz    exact body of one PATCH /api/v1/runs/{id} (gzip)
     artifacts/blobs/<sha256>          artifact file contents, content-addressed
     rejected/                         entries the server refused permanently (kept, never resent)
     synced                            marker: everything above was acknowledged and the run finished
     lock                              held (flock) by the process writing the spool
 
 One sequence number orders every kind, so a replay repeats the requests exactly in the order the
-run made them. Every file is written to a temporary name, fsynced and renamed, so a crash never
-leaves a half-written entry behind, and an entry is deleted only after the server acknowledged it.
+run made them. The second extension is the body's encoding, so each entry replays with the content
+type it was written with. Every file is written to a temporary name, fsynced and renamed, so a
+crash never leaves a half-written entry behind, and an entry is deleted only after the server
+acknowledged it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ._http import JSON
+from ._proto import CONTENT_TYPE as PROTOBUF
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, sync just trusts the user
@@ -39,6 +45,10 @@ INGEST = "ingest"
 ARTIFACT = "artifact"
 PATCH = "patch"
 KINDS = (INGEST, ARTIFACT, PATCH)
+
+#: File name extension of each body encoding, and back.
+_EXTENSIONS = {JSON: "json", PROTOBUF: "pb"}
+_CONTENT_TYPES = {ext: ctype for ctype, ext in _EXTENSIONS.items()}
 
 RUN_JSON = "run.json"
 SYNCED = "synced"
@@ -118,9 +128,10 @@ class Entry:
     seq: int
     kind: str
     path: Path
+    content_type: str = JSON
 
     def body(self) -> bytes:
-        """The exact JSON request body (decompressed)."""
+        """The exact request body (decompressed), encoded as ``content_type`` says."""
         return gzip.decompress(self.path.read_bytes())
 
     def json(self) -> Any:
@@ -207,13 +218,10 @@ class Spool:
                 len(parts) == 4
                 and parts[0].isdigit()
                 and parts[1] in KINDS
-                and parts[2:]
-                == [
-                    "json",
-                    "gz",
-                ]
+                and parts[2] in _CONTENT_TYPES
+                and parts[3] == "gz"
             ):
-                out.append(Entry(int(parts[0]), parts[1], p))
+                out.append(Entry(int(parts[0]), parts[1], p, _CONTENT_TYPES[parts[2]]))
         out.sort(key=lambda e: e.seq)
         return out
 
@@ -234,16 +242,17 @@ class Spool:
         self._next_seq += 1
         return seq
 
-    def append(self, kind: str, body: bytes) -> Entry:
-        """Appends one request body (uncompressed JSON bytes) of the given kind."""
+    def append(self, kind: str, body: bytes, content_type: str = JSON) -> Entry:
+        """Appends one request body (uncompressed) of the given kind and encoding."""
         assert kind in KINDS
+        assert content_type in _EXTENSIONS
         self.batches.mkdir(parents=True, exist_ok=True)
         seq = self._seq()
-        path = self.batches / f"{seq:010d}.{kind}.json.gz"
+        path = self.batches / f"{seq:010d}.{kind}.{_EXTENSIONS[content_type]}.gz"
         _write_atomic(path, gzip.compress(body, 1))
         with contextlib.suppress(FileNotFoundError):
             (self.path / SYNCED).unlink()
-        return Entry(seq, kind, path)
+        return Entry(seq, kind, path, content_type)
 
     def add_blob(self, src: Path) -> tuple[str, int]:
         """Copies a file into the spool's blob store; returns its (digest, size) as copied."""

@@ -5,6 +5,7 @@ Used by the background sender and by ``track sync``, so both send exactly the sa
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from . import _spool
+from . import _proto, _spool
 from ._http import (
+    JSON,
     OK,
     PERMANENT,
     TRANSIENT,
@@ -22,9 +24,12 @@ from ._http import (
     RetryPolicy,
     attempt,
     dumps,
+    gzip_body,
     with_retry,
 )
 from .errors import InvalidArgumentError, TrackstackError
+
+log = logging.getLogger("track")
 
 CHUNK = 1 << 20
 
@@ -101,10 +106,36 @@ class Uploader:
         path = f"/runs/{_q(self.run_id)}"
         return self._send(lambda: self.client.request("GET", path, timeout=self.timeout))
 
-    def ingest(self, body: bytes) -> Outcome:
+    @property
+    def protobuf(self) -> bool:
+        """Whether new ingest batches should be encoded as protobuf."""
+        return self.client.protobuf_ingest
+
+    def ingest(self, body: bytes, content_type: str = JSON) -> Outcome:
+        """Sends one ``POST /ingest`` body of either encoding.
+
+        A protobuf body goes as JSON instead once the server is known to refuse protobuf, and is
+        resent as JSON when the server answers ``415``, so version skew never loses a batch.
+        """
+        if content_type == _proto.CONTENT_TYPE and not self.client.protobuf_ingest:
+            return self._post_ingest(_proto.to_json_body(body), JSON)
+        out = self._post_ingest(body, content_type)
+        if (
+            content_type == _proto.CONTENT_TYPE
+            and out.response is not None
+            and out.response.status_code == 415
+        ):
+            log.info("the trackstack server does not take protobuf ingest; sending JSON instead")
+            self.client.refuse_protobuf()
+            return self._post_ingest(_proto.to_json_body(body), JSON)
+        return out
+
+    def _post_ingest(self, body: bytes, content_type: str) -> Outcome:
+        headers = {"Content-Type": content_type}
+        content = gzip_body(body, headers)  # once, not on every retry
         return self._send(
             lambda: self.client.request(
-                "POST", "/ingest", raw_json=body, gzip_body=True, timeout=self.timeout
+                "POST", "/ingest", content=content, headers=headers, timeout=self.timeout
             )
         )
 
@@ -183,6 +214,8 @@ class ReplayResult:
     #: Why the replay stopped early (a transient failure, or a create the server refused).
     error: str | None = None
     created: bool = False
+    #: The server's ``Retry-After`` when it stopped the replay: no new attempt before that.
+    retry_after: float | None = None
 
 
 def replay(spool: _spool.Spool, uploader: Uploader) -> ReplayResult:
@@ -197,6 +230,7 @@ def replay(spool: _spool.Spool, uploader: Uploader) -> ReplayResult:
         out = uploader.create_run(meta["project"], meta["create"])
         if not out.ok:
             result.error = f"creating run {meta['create'].get('id')}: {describe(out)}"
+            result.retry_after = out.retry_after
             result.remaining = spool.pending_count()
             return result
         spool.update_meta(created=True)
@@ -209,7 +243,7 @@ def replay(spool: _spool.Spool, uploader: Uploader) -> ReplayResult:
             return result
         try:
             if entry.kind == _spool.INGEST:
-                out = uploader.ingest(entry.body())
+                out = uploader.ingest(entry.body(), entry.content_type)
             elif entry.kind == _spool.PATCH:
                 out = uploader.patch(entry.body())
             else:
@@ -228,6 +262,7 @@ def replay(spool: _spool.Spool, uploader: Uploader) -> ReplayResult:
             result.rejected.append(f"{entry.kind} request {dest.name} rejected: {describe(out)}")
         else:
             result.error = describe(out)
+            result.retry_after = out.retry_after
             result.remaining = len(entries) - i
             return result
     return result
