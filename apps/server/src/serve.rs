@@ -181,4 +181,22 @@ mod tests {
         assert!(line.contains("status=\"404\""), "{line}");
         assert!(!text.contains("some-run-id"), "raw paths must not become labels");
     }
+
+    #[tokio::test]
+    async fn the_series_engine_reports_its_log_and_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        let stores = crate::stores::open_stores(&config).await.unwrap();
+        // The router installs the process's recorder; only what happens after it is recorded.
+        let app = router(&config, stores.clone(), Arc::new(AtomicBool::new(false)));
+        let point = trackstack_domain::model::MetricPoint { key: "x".into(), step: 1, value: 1.0, time_ms: 0 };
+        stores.series.write_points("p", "r", &[point]).await.unwrap();
+        let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+        let body = app.oneshot(request).await.unwrap().into_body();
+        let text = String::from_utf8(axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec()).unwrap();
+        use trackstack_store_sqlite::series_metric_names as names;
+        for name in [names::HEAD_POINTS, names::LOG_SYNC_SECONDS, names::GROUP_COMMIT_WRITES] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
 }

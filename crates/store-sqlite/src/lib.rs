@@ -14,4 +14,4 @@ mod migrations;
 mod series;
 
 pub use metadata::SqliteMetadataStore;
-pub use series::{EmbeddedSeriesStore, EngineOptions};
+pub use series::{metric_names as series_metric_names, EmbeddedSeriesStore, EngineOptions};

@@ -34,6 +34,20 @@ use self::pyramid::{Piece, FINEST_LEVEL, TOP_LEVEL};
 use crate::database::{run_blocking, Database, SqlResultExt};
 use crate::migrations;
 
+/// Prometheus metrics the engine records (through the `metrics` facade; the server renders them at `/metrics`).
+pub mod metric_names {
+    /// Points acknowledged but not yet packed into blocks (the head), after each commit and flush.
+    pub const HEAD_POINTS: &str = "trackstack_series_head_points";
+    /// Time of one group commit's write and `fdatasync`.
+    pub const LOG_SYNC_SECONDS: &str = "trackstack_series_log_sync_seconds";
+    /// Writes acknowledged together by one group commit.
+    pub const GROUP_COMMIT_WRITES: &str = "trackstack_series_group_commit_writes";
+    /// Time of one flush (packing the frozen head into blocks and rollups).
+    pub const FLUSH_SECONDS: &str = "trackstack_series_flush_seconds";
+    /// Points packed into blocks by flushes.
+    pub const FLUSHED_POINTS: &str = "trackstack_series_flushed_points_total";
+}
+
 /// When the engine packs the head into blocks.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -238,7 +252,11 @@ impl Committer {
             Some(reason) => Err(reason),
             None => {
                 let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-                self.wal.append(&refs).map_err(|e| e.to_string())
+                let started = std::time::Instant::now();
+                let written = self.wal.append(&refs).map_err(|e| e.to_string());
+                metrics::histogram!(metric_names::LOG_SYNC_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(metric_names::GROUP_COMMIT_WRITES).record(frames.len() as f64);
+                written
             }
         };
         frames.clear();
@@ -252,6 +270,7 @@ impl Committer {
                         done
                     })
                     .collect();
+                metrics::gauge!(metric_names::HEAD_POINTS).set(head.active.len() as f64);
                 drop(head);
                 for done in applied {
                     let _ = done.send(Ok(()));
@@ -316,6 +335,9 @@ impl Engine {
             Ok(())
         })?;
         tracing::debug!(points = frozen.len(), elapsed_ms = started.elapsed().as_millis() as u64, "series flushed");
+        metrics::histogram!(metric_names::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::counter!(metric_names::FLUSHED_POINTS).increment(frozen.len() as u64);
+        metrics::gauge!(metric_names::HEAD_POINTS).set(lock(&self.head).active.len() as f64);
         wal::remove_through(&self.wal_dir, sealed)
     }
 
