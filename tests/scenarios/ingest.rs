@@ -144,3 +144,26 @@ scenario! {
         assert_ne!(run["heartbeat_at"], before);
     }
 }
+
+scenario! {
+    async fn a_run_cannot_grow_past_its_metric_key_limit(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |config| config.limits.max_keys_per_run = 3).await else {
+            return;
+        };
+        expect_json(server.post_json("/api/v1/projects/p/runs", &json!({"id": "r1"})).await, StatusCode::CREATED).await;
+        let batch = |keys: &[&str]| {
+            let metrics: Vec<Value> = keys.iter().map(|k| json!({"key": k, "step": 0, "value": 1.0})).collect();
+            json!({"run_id": "r1", "metrics": metrics})
+        };
+        expect_json(server.post_json("/api/v1/ingest", &batch(&["a", "b"])).await, StatusCode::OK).await;
+        let refused = server.post_json("/api/v1/ingest", &batch(&["a", "c", "d"])).await;
+        let error = trackstack_testkit::expect_error(refused, StatusCode::BAD_REQUEST, "invalid_argument", Some("metrics[2].key")).await;
+        assert!(error["error"]["message"].as_str().unwrap().contains("limits.max_keys_per_run = 3"), "{error}");
+        let keys = server.get_ok("/api/v1/runs/r1/metrics").await;
+        assert_eq!(keys["metrics"].as_array().map(Vec::len), Some(2), "the refused batch wrote nothing: {keys}");
+        // Known keys keep flowing; one more new key fits, then no more.
+        expect_json(server.post_json("/api/v1/ingest", &batch(&["a", "b", "c", "a"])).await, StatusCode::OK).await;
+        let refused = server.post_json("/api/v1/ingest", &batch(&["e"])).await;
+        trackstack_testkit::expect_error(refused, StatusCode::BAD_REQUEST, "invalid_argument", Some("metrics[0].key")).await;
+    }
+}

@@ -13,7 +13,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::{DefaultMakeSpan, TraceLayer};
 use trackstack_api::{ApiLimits, ApiState, Readiness};
 use trackstack_config::{Config, Role};
-use trackstack_ingest::IngestService;
+use trackstack_ingest::{IngestLimits, IngestService};
 use trackstack_processor::{Processor, ProcessorSettings};
 use trackstack_server_kit::{method_not_allowed, record_http_metrics, route_not_found, uniform_errors, JsonBodyLimit};
 use trackstack_store::Stores;
@@ -28,7 +28,8 @@ pub fn router(config: &Config, stores: Stores, draining: Arc<AtomicBool>) -> Rou
     crate::telemetry::prometheus();
     let roles = &config.server.roles;
     let readiness = Readiness { stores: stores.clone(), draining };
-    let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone(), stores.changes.clone());
+    let limits = IngestLimits { max_keys_per_run: config.limits.max_keys_per_run };
+    let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone(), stores.changes.clone(), limits);
     let api_state = ApiState { stores, limits: ApiLimits { max_blob_bytes: config.limits.max_blob_bytes } };
     let json_limit = usize::try_from(config.limits.max_json_body_bytes).unwrap_or(usize::MAX);
     let routes = if roles.contains(&Role::Api) {

@@ -205,6 +205,8 @@ pub struct LimitsConfig {
     pub max_json_body_bytes: u64,
     /// Largest single blob (artifact file) upload.
     pub max_blob_bytes: u64,
+    /// Distinct metric keys one run may log; a batch that would pass it is refused whole.
+    pub max_keys_per_run: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,7 +248,11 @@ impl Default for ServerConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_json_body_bytes: 32 * 1024 * 1024, max_blob_bytes: 10 * 1024 * 1024 * 1024 }
+        Self {
+            max_json_body_bytes: 32 * 1024 * 1024,
+            max_blob_bytes: 10 * 1024 * 1024 * 1024,
+            max_keys_per_run: 10_000,
+        }
     }
 }
 
@@ -424,6 +430,9 @@ impl Config {
         }
         if self.limits.max_json_body_bytes < 1024 {
             problems.push("limits.max_json_body_bytes must be at least 1024".to_owned());
+        }
+        if self.limits.max_keys_per_run == 0 {
+            problems.push("limits.max_keys_per_run must be positive".to_owned());
         }
         if self.limits.max_blob_bytes == 0 {
             problems.push("limits.max_blob_bytes must be positive".to_owned());

@@ -8,6 +8,7 @@ use trackstack_domain::Error;
 use trackstack_store::{ChangeFeed, MetadataStore, SeriesStore};
 
 use crate::batch::{IngestAck, IngestBatch};
+use crate::cardinality::KeyGuard;
 
 /// Names of the metrics the write path records.
 pub mod metric_names {
@@ -24,11 +25,23 @@ pub struct IngestService {
     metadata: Arc<dyn MetadataStore>,
     series: Arc<dyn SeriesStore>,
     changes: Arc<dyn ChangeFeed>,
+    keys: Arc<KeyGuard>,
+}
+
+/// Limits the write path enforces beyond the fixed ones in `trackstack_domain::limits`.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    pub max_keys_per_run: usize,
 }
 
 impl IngestService {
-    pub fn new(metadata: Arc<dyn MetadataStore>, series: Arc<dyn SeriesStore>, changes: Arc<dyn ChangeFeed>) -> Self {
-        Self { metadata, series, changes }
+    pub fn new(
+        metadata: Arc<dyn MetadataStore>,
+        series: Arc<dyn SeriesStore>,
+        changes: Arc<dyn ChangeFeed>,
+        limits: IngestLimits,
+    ) -> Self {
+        Self { metadata, series, changes, keys: Arc::new(KeyGuard::new(limits.max_keys_per_run)) }
     }
 
     /// Announces a durable write; a failure costs live freshness only, so it is logged, not returned.
@@ -62,6 +75,7 @@ impl IngestService {
         let run = self.metadata.get_run(&valid.run_id).await?.ok_or_else(|| {
             Error::not_found(format!("run `{}` not found; create it first", valid.run_id)).with_field("run_id")
         })?;
+        self.keys.admit(self.series.as_ref(), &run.project, &run.id, &valid.points).await?;
         self.series.write_points(&run.project, &run.id, &valid.points).await?;
         let state_before = run.state;
         let touches_run = valid.update.touches_more_than_heartbeat_and_summary();

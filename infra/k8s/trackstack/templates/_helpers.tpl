@@ -104,6 +104,7 @@ allow_http = {{ $c.storage.s3.allow_http }}
 [limits]
 max_json_body_bytes = {{ int64 $c.limits.max_json_body_bytes }}
 max_blob_bytes = {{ int64 $c.limits.max_blob_bytes }}
+max_keys_per_run = {{ int64 $c.limits.max_keys_per_run }}
 
 [processor]
 interval_secs = {{ int64 $c.processor.interval_secs }}
