@@ -167,3 +167,27 @@ scenario! {
         trackstack_testkit::expect_error(refused, StatusCode::BAD_REQUEST, "invalid_argument", Some("metrics[0].key")).await;
     }
 }
+
+scenario! {
+    async fn configured_batch_and_key_limits_tighten_the_built_in_ones(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |config| {
+            config.limits.max_points_per_batch = 2;
+            config.limits.max_key_bytes = 4;
+        })
+        .await
+        else {
+            return;
+        };
+        expect_json(server.post_json("/api/v1/projects/p/runs", &json!({"id": "r1"})).await, StatusCode::CREATED).await;
+        let point = |key: &str, step: i64| json!({"key": key, "step": step, "value": 1.0});
+        let three = json!({"run_id": "r1", "metrics": [point("a", 0), point("a", 1), point("a", 2)]});
+        let refused = server.post_json("/api/v1/ingest", &three).await;
+        trackstack_testkit::expect_error(refused, StatusCode::BAD_REQUEST, "invalid_argument", Some("metrics")).await;
+        let long_key = json!({"run_id": "r1", "metrics": [point("abcd", 0), point("abcde", 0)]});
+        let refused = server.post_json("/api/v1/ingest", &long_key).await;
+        let error = trackstack_testkit::expect_error(refused, StatusCode::BAD_REQUEST, "invalid_argument", Some("metrics[1].key")).await;
+        assert!(error["error"]["message"].as_str().unwrap().contains("limits.max_key_bytes = 4"), "{error}");
+        let fits = json!({"run_id": "r1", "metrics": [point("abcd", 0), point("abcd", 1)]});
+        expect_json(server.post_json("/api/v1/ingest", &fits).await, StatusCode::OK).await;
+    }
+}

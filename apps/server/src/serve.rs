@@ -28,7 +28,11 @@ pub fn router(config: &Config, stores: Stores, draining: Arc<AtomicBool>) -> Rou
     crate::telemetry::prometheus();
     let roles = &config.server.roles;
     let readiness = Readiness { stores: stores.clone(), draining };
-    let limits = IngestLimits { max_keys_per_run: config.limits.max_keys_per_run };
+    let limits = IngestLimits {
+        max_keys_per_run: config.limits.max_keys_per_run,
+        max_points_per_batch: config.limits.max_points_per_batch,
+        max_key_bytes: config.limits.max_key_bytes,
+    };
     let ingest = IngestService::new(stores.metadata.clone(), stores.series.clone(), stores.changes.clone(), limits);
     let api_state = ApiState { stores, limits: ApiLimits { max_blob_bytes: config.limits.max_blob_bytes } };
     let json_limit = usize::try_from(config.limits.max_json_body_bytes).unwrap_or(usize::MAX);

@@ -207,6 +207,10 @@ pub struct LimitsConfig {
     pub max_blob_bytes: u64,
     /// Distinct metric keys one run may log; a batch that would pass it is refused whole.
     pub max_keys_per_run: usize,
+    /// Metric points in one ingest batch (at most the built-in ceiling of 100,000).
+    pub max_points_per_batch: usize,
+    /// Bytes in one metric key (at most the built-in ceiling of 256).
+    pub max_key_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,6 +256,8 @@ impl Default for LimitsConfig {
             max_json_body_bytes: 32 * 1024 * 1024,
             max_blob_bytes: 10 * 1024 * 1024 * 1024,
             max_keys_per_run: 10_000,
+            max_points_per_batch: trackstack_domain::limits::POINTS_PER_BATCH_MAX,
+            max_key_bytes: trackstack_domain::limits::METRIC_KEY_MAX_BYTES,
         }
     }
 }
@@ -433,6 +439,19 @@ impl Config {
         }
         if self.limits.max_keys_per_run == 0 {
             problems.push("limits.max_keys_per_run must be positive".to_owned());
+        }
+        let ceilings = [
+            (
+                "limits.max_points_per_batch",
+                self.limits.max_points_per_batch,
+                trackstack_domain::limits::POINTS_PER_BATCH_MAX,
+            ),
+            ("limits.max_key_bytes", self.limits.max_key_bytes, trackstack_domain::limits::METRIC_KEY_MAX_BYTES),
+        ];
+        for (key, value, ceiling) in ceilings {
+            if !(1..=ceiling).contains(&value) {
+                problems.push(format!("{key} = {value}: must be between 1 and {ceiling}"));
+            }
         }
         if self.limits.max_blob_bytes == 0 {
             problems.push("limits.max_blob_bytes must be positive".to_owned());

@@ -1,6 +1,8 @@
-//! The per-run metric key limit (`limits.max_keys_per_run`): a batch that would give a run more distinct keys
-//! than allowed is refused whole, naming the first key over the limit, so a runaway logging loop (a key per
-//! step, a key per sample id) is stopped at its first batch instead of filling storage.
+//! Cardinality guards. The per-run metric key limit (`limits.max_keys_per_run`): a batch that would give a run
+//! more distinct keys than allowed is refused whole, naming the first key over the limit, so a runaway logging
+//! loop (a key per step, a key per sample id) is stopped at its first batch instead of filling storage. The
+//! configured batch size and key length limits ([`within_batch_limits`]) tighten the fixed ceilings in
+//! `trackstack_domain::limits`.
 //!
 //! Each process remembers the keys it has seen per run (loaded once from the series store), so the check costs
 //! nothing once a run's keys are known. With several ingest processes the limit is per process view: two
@@ -12,6 +14,29 @@ use std::sync::Mutex;
 use trackstack_domain::model::MetricPoint;
 use trackstack_domain::Error;
 use trackstack_store::SeriesStore;
+
+use crate::service::IngestLimits;
+
+/// Checks a batch against the configured points-per-batch and key-length limits.
+pub(crate) fn within_batch_limits(points: &[MetricPoint], limits: &IngestLimits) -> Result<(), Error> {
+    if points.len() > limits.max_points_per_batch {
+        return Err(Error::invalid(
+            "metrics",
+            format!(
+                "{} points in one batch; limits.max_points_per_batch = {}",
+                points.len(),
+                limits.max_points_per_batch
+            ),
+        ));
+    }
+    if let Some((index, point)) = points.iter().enumerate().find(|(_, p)| p.key.len() > limits.max_key_bytes) {
+        return Err(Error::invalid(
+            format!("metrics[{index}].key"),
+            format!("metric key is {} bytes; limits.max_key_bytes = {}", point.key.len(), limits.max_key_bytes),
+        ));
+    }
+    Ok(())
+}
 
 /// Runs whose keys are remembered before the memory starts over (a reload costs one `list_series`).
 const REMEMBERED_RUNS: usize = 10_000;

@@ -8,7 +8,7 @@ use trackstack_domain::Error;
 use trackstack_store::{ChangeFeed, MetadataStore, SeriesStore};
 
 use crate::batch::{IngestAck, IngestBatch};
-use crate::cardinality::KeyGuard;
+use crate::cardinality::{within_batch_limits, KeyGuard};
 
 /// Names of the metrics the write path records.
 pub mod metric_names {
@@ -26,12 +26,16 @@ pub struct IngestService {
     series: Arc<dyn SeriesStore>,
     changes: Arc<dyn ChangeFeed>,
     keys: Arc<KeyGuard>,
+    limits: IngestLimits,
 }
 
-/// Limits the write path enforces beyond the fixed ones in `trackstack_domain::limits`.
+/// Limits the write path enforces beyond the fixed ones in `trackstack_domain::limits` (configured ones may only
+/// tighten those).
 #[derive(Debug, Clone, Copy)]
 pub struct IngestLimits {
     pub max_keys_per_run: usize,
+    pub max_points_per_batch: usize,
+    pub max_key_bytes: usize,
 }
 
 impl IngestService {
@@ -41,7 +45,7 @@ impl IngestService {
         changes: Arc<dyn ChangeFeed>,
         limits: IngestLimits,
     ) -> Self {
-        Self { metadata, series, changes, keys: Arc::new(KeyGuard::new(limits.max_keys_per_run)) }
+        Self { metadata, series, changes, keys: Arc::new(KeyGuard::new(limits.max_keys_per_run)), limits }
     }
 
     /// Announces a durable write; a failure costs live freshness only, so it is logged, not returned.
@@ -72,6 +76,7 @@ impl IngestService {
     async fn store_batch(&self, batch: IngestBatch) -> Result<IngestAck, Error> {
         let now = Utc::now();
         let valid = batch.validate(now.timestamp_millis())?;
+        within_batch_limits(&valid.points, &self.limits)?;
         let run = self.metadata.get_run(&valid.run_id).await?.ok_or_else(|| {
             Error::not_found(format!("run `{}` not found; create it first", valid.run_id)).with_field("run_id")
         })?;

@@ -105,6 +105,8 @@ allow_http = {{ $c.storage.s3.allow_http }}
 max_json_body_bytes = {{ int64 $c.limits.max_json_body_bytes }}
 max_blob_bytes = {{ int64 $c.limits.max_blob_bytes }}
 max_keys_per_run = {{ int64 $c.limits.max_keys_per_run }}
+max_points_per_batch = {{ int64 $c.limits.max_points_per_batch }}
+max_key_bytes = {{ int64 $c.limits.max_key_bytes }}
 
 [processor]
 interval_secs = {{ int64 $c.processor.interval_secs }}
