@@ -69,17 +69,31 @@ pub struct Json<T>(pub T);
 /// What `503 unavailable` answers carry as `Retry-After`.
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
-/// The largest JSON body accepted after decompression; set per router as a request extension.
+/// The largest request body (JSON, or a protobuf ingest batch) accepted after decompression; set per router as a
+/// request extension.
 #[derive(Debug, Clone, Copy)]
 pub struct JsonBodyLimit(pub usize);
 
+impl JsonBodyLimit {
+    /// The limit the router set for this request (32 MiB when none was).
+    pub fn of(request: &Request) -> usize {
+        request.extensions().get::<JsonBodyLimit>().map_or(32 * 1024 * 1024, |l| l.0)
+    }
+}
+
+/// The request's media type, lowercased and without parameters (`application/json; charset=utf-8` →
+/// `application/json`); `None` when it has no (readable) Content-Type.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
 fn is_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    if headers.get(header::CONTENT_TYPE).is_none() {
         // curl and many scripts omit it; the body still has to parse as JSON.
         return true;
-    };
-    let Ok(value) = value.to_str() else { return false };
-    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    }
+    let Some(mime) = media_type(headers) else { return false };
     // `curl -d` labels bodies as form data by default; the body still has to parse as JSON.
     mime == "application/json"
         || mime == "application/x-www-form-urlencoded"
@@ -93,7 +107,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !is_json_content_type(req.headers()) {
             return Err(Error::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json").into());
         }
-        let limit = req.extensions().get::<JsonBodyLimit>().map_or(32 * 1024 * 1024, |l| l.0);
+        let limit = JsonBodyLimit::of(&req);
         let bytes = read_body(req.into_body(), limit).await?;
         parse_json(&bytes).map(Json)
     }

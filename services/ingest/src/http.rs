@@ -1,12 +1,11 @@
 //! `POST /api/v1/ingest`.
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header;
 use axum::routing::post;
 use axum::Router;
 use prost::Message;
 use trackstack_domain::{Error, ErrorCode};
-use trackstack_server_kit::{read_body, ApiError, ApiResult, Json, JsonBodyLimit};
+use trackstack_server_kit::{media_type, read_body, ApiError, ApiResult, Json, JsonBodyLimit};
 
 use crate::batch::{IngestAck, IngestBatch, IngestPoint};
 use crate::proto::PROTOBUF_MEDIA_TYPES;
@@ -24,15 +23,10 @@ impl<S: Send + Sync> FromRequest<S> for Batch {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let media_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
-        if !media_type.as_deref().is_some_and(|m| PROTOBUF_MEDIA_TYPES.contains(&m)) {
+        if !media_type(req.headers()).is_some_and(|m| PROTOBUF_MEDIA_TYPES.contains(&m.as_str())) {
             return Json::<IngestBatch>::from_request(req, state).await.map(|Json(batch)| Batch(batch));
         }
-        let limit = req.extensions().get::<JsonBodyLimit>().map_or(32 * 1024 * 1024, |l| l.0);
+        let limit = JsonBodyLimit::of(&req);
         let bytes = read_body(req.into_body(), limit).await?;
         let message = trackstack_proto::v1::IngestBatch::decode(bytes).map_err(|e| {
             Error::new(ErrorCode::MalformedRequest, format!("the body is not a valid protobuf IngestBatch: {e}"))

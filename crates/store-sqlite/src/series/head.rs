@@ -76,7 +76,7 @@ impl Memtable {
     }
 
     /// Every series with its points sorted by step, the last write of each step kept.
-    pub fn drain_sorted(&self) -> impl Iterator<Item = (&str, &str, &str, Vec<Point>)> {
+    pub fn sorted_series(&self) -> impl Iterator<Item = (&str, &str, &str, Vec<Point>)> {
         self.projects.iter().flat_map(|(project, runs)| {
             runs.iter().flat_map(move |(run_id, run)| {
                 run.iter().map(move |(key, points)| {

@@ -323,7 +323,7 @@ impl Engine {
         let started = std::time::Instant::now();
         self.db.with_writer(|conn| {
             let tx = conn.transaction().backend()?;
-            for (project, run_id, key, points) in frozen.drain_sorted() {
+            for (project, run_id, key, points) in frozen.sorted_series() {
                 let series_id = series_id_or_create(&tx, project, run_id, key)?;
                 blocks::merge_into_series(&tx, series_id, &points)?;
             }
@@ -405,8 +405,10 @@ impl Engine {
             let mut stats = Vec::with_capacity(keys.len());
             for key in keys {
                 let id = stored.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| stored[i].1);
-                let head_points = fresh.iter().find(|(k, _)| k == key).map(|(_, p)| p.as_slice()).unwrap_or_default();
-                let summary = summarize(conn, id, whole, head_points)?.pop().unwrap_or_default();
+                // `fresh` follows `Head::keys`, which is sorted.
+                let head_points =
+                    fresh.binary_search_by(|(k, _)| k.as_str().cmp(key)).map_or(&[][..], |i| fresh[i].1.as_slice());
+                let summary = summarize(conn, stored_side(conn, id)?, whole, head_points)?.pop().unwrap_or_default();
                 stats.extend(summary.to_stats(key));
             }
             Ok(stats)
@@ -418,24 +420,41 @@ fn stopped() -> StoreError {
     StoreError::Backend("the series engine has stopped".into())
 }
 
+/// A series' stored side: its id and the first and last step in its blocks.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    id: i64,
+    first: i64,
+    last: i64,
+}
+
+fn stored_side(conn: &Connection, series_id: Option<i64>) -> StoreResult<Option<Stored>> {
+    let Some(id) = series_id else { return Ok(None) };
+    Ok(blocks::extent(conn, id)?.map(|(first, last)| Stored { id, first, last }))
+}
+
 /// The summary of every bucket of `layout`: whole rollup cells where they are current, stored points where no
 /// cell fits, and the head's points (which shadow stored ones at the same step).
 fn summarize(
     conn: &Connection,
-    series_id: Option<i64>,
+    stored: Option<Stored>,
     layout: BucketLayout,
     fresh: &[Point],
 ) -> StoreResult<Vec<Summary>> {
     let mut summaries = vec![Summary::default(); layout.bucket_count()];
-    let stale: Vec<i64> = fresh.iter().map(|p| p.step).collect();
-    if let Some(id) = series_id {
+    if let Some(Stored { id, first, last }) = stored {
+        // Only head steps within the stored extent can shadow a stored point: appends past the end (the usual
+        // case while a run is live) leave every cell whole.
+        let stale: Vec<i64> = fresh.iter().map(|p| p.step).filter(|s| (first..=last).contains(s)).collect();
         let mut pieces = Vec::new();
         if layout.width_log2 < FINEST_LEVEL {
-            pieces.push(Piece::Points { lo: layout.start, hi: layout.end });
+            pieces.push(Piece::Points { lo: layout.start.max(first), hi: layout.end.min(last) });
         } else {
             for index in 0..layout.bucket_count() {
                 let (lo, hi) = layout.bounds(index);
-                pyramid::cover(lo, hi, &stale, &mut pieces);
+                if hi >= first && lo <= last {
+                    pyramid::cover(lo, hi, &stale, &mut pieces);
+                }
             }
         }
         let mut cells_by_level: Vec<Vec<i64>> = vec![Vec::new(); TOP_LEVEL as usize + 1];
@@ -584,10 +603,8 @@ impl SeriesStore for EmbeddedSeriesStore {
             (Arc::clone(&self.engine), project.to_owned(), run_id.to_owned(), key.to_owned());
         run_blocking(move || {
             engine.read_series(&project, &run_id, &key, |conn, id, fresh| {
-                let stored_extent = match id {
-                    Some(id) => blocks::extent(conn, id)?,
-                    None => None,
-                };
+                let stored = stored_side(conn, id)?;
+                let stored_extent = stored.map(|s| (s.first, s.last));
                 let fresh_extent = fresh.first().zip(fresh.last()).map(|(a, b)| (a.step, b.step));
                 let extent = match (stored_extent, fresh_extent) {
                     (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
@@ -600,7 +617,7 @@ impl SeriesStore for EmbeddedSeriesStore {
                     return Ok(empty(Some(start), Some(end)));
                 }
                 let layout = BucketLayout::new(start, end, buckets);
-                let summaries = summarize(conn, id, layout, &fresh)?;
+                let summaries = summarize(conn, stored, layout, &fresh)?;
                 let buckets = summaries.iter().filter_map(Summary::to_bucket).collect();
                 Ok(BucketedSeries { key: key.clone(), start: Some(start), end: Some(end), buckets })
             })

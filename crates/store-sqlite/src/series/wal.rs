@@ -31,17 +31,14 @@ pub(crate) fn points_frame(project: &str, run_id: &str, points: &[MetricPoint]) 
     put_str(&mut payload, project);
     put_str(&mut payload, run_id);
     let mut keys: Vec<&str> = Vec::new();
+    let mut index_of: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
     let mut indices = Vec::with_capacity(points.len());
     for point in points {
-        // Batches hold few keys, usually repeated in the same order; a linear scan from the back beats hashing.
-        let index = match keys.iter().rposition(|k| *k == point.key) {
-            Some(index) => index,
-            None => {
-                keys.push(&point.key);
-                keys.len() - 1
-            }
-        };
-        indices.push(index as u32);
+        let index = *index_of.entry(point.key.as_str()).or_insert_with(|| {
+            keys.push(&point.key);
+            (keys.len() - 1) as u32
+        });
+        indices.push(index);
     }
     payload.extend((keys.len() as u32).to_le_bytes());
     for key in &keys {
