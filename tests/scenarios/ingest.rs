@@ -165,6 +165,10 @@ scenario! {
         expect_json(server.post_json("/api/v1/ingest", &batch(&["a", "b", "c", "a"])).await, StatusCode::OK).await;
         let refused = server.post_json("/api/v1/ingest", &batch(&["e"])).await;
         trackstack_testkit::expect_error(refused, StatusCode::BAD_REQUEST, "invalid_argument", Some("metrics[0].key")).await;
+        // Both refusals are counted on the run, with the latest reason.
+        let run = server.get_ok("/api/v1/runs/r1").await;
+        assert_eq!(run["rejected_points"], 3 + 1, "{run}");
+        assert!(run["last_rejection"].as_str().unwrap().contains("limits.max_keys_per_run = 3"), "{run}");
     }
 }
 
@@ -189,5 +193,8 @@ scenario! {
         assert!(error["error"]["message"].as_str().unwrap().contains("limits.max_key_bytes = 4"), "{error}");
         let fits = json!({"run_id": "r1", "metrics": [point("abcd", 0), point("abcd", 1)]});
         expect_json(server.post_json("/api/v1/ingest", &fits).await, StatusCode::OK).await;
+        let run = server.get_ok("/api/v1/runs/r1").await;
+        assert_eq!(run["rejected_points"], 3 + 2, "{run}");
+        assert!(run["last_rejection"].as_str().unwrap().contains("limits.max_key_bytes = 4"), "{run}");
     }
 }

@@ -33,6 +33,53 @@ scenario! {
 }
 
 scenario! {
+    async fn project_retention_is_set_changed_and_validated(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
+        let body = json!({"name": "vision", "retention": {"points_days": 30}});
+        let created = expect_json(server.post_json("/api/v1/projects", &body).await, StatusCode::CREATED).await;
+        assert_eq!(created["retention"], json!({"runs_days": null, "points_days": 30}));
+        let patched = expect_json(
+            server.patch_json("/api/v1/projects/vision", &json!({"retention": {"runs_days": 365, "points_days": 7}})).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(patched["retention"], json!({"runs_days": 365, "points_days": 7}));
+        let described =
+            expect_json(server.patch_json("/api/v1/projects/vision", &json!({"description": "cats"})).await, StatusCode::OK)
+                .await;
+        assert_eq!((described["description"].as_str(), described["retention"]["runs_days"].as_u64()), (Some("cats"), Some(365)));
+        for (retention, field) in [
+            (json!({"runs_days": 0}), "retention.runs_days"),
+            (json!({"points_days": 40_000}), "retention.points_days"),
+        ] {
+            let error = expect_error(
+                server.patch_json("/api/v1/projects/vision", &json!({"retention": retention})).await,
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                Some(field),
+            )
+            .await;
+            assert!(error["error"]["message"].as_str().unwrap().contains("between 1 and 36500"), "{error}");
+        }
+        expect_error(
+            server.patch_json("/api/v1/projects/vision", &json!({"retention": {"days": 3}})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            None,
+        )
+        .await;
+        assert_eq!(server.get_ok("/api/v1/projects/vision").await["retention"]["points_days"], 7, "refusals changed nothing");
+        expect_error(
+            server.patch_json("/api/v1/projects/nope", &json!({"description": "x"})).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+            None,
+        )
+        .await;
+    }
+}
+
+scenario! {
     async fn run_creation_is_idempotent_and_ids_are_unique_across_projects(shape: Shape) {
         let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
         let body = json!({"id": "abc123", "name": "first", "config": {"lr": 0.1}, "tags": ["x", "x", "y"], "group": "g"});

@@ -17,6 +17,7 @@ use crate::routes::{artifacts, blobs, events, health, projects, runs, series};
         projects::create_project,
         projects::list_projects,
         projects::get_project,
+        projects::update_project,
         runs::create_run,
         runs::list_runs,
         runs::get_run,

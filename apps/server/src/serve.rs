@@ -78,7 +78,7 @@ pub async fn serve(
             interval: Duration::from_secs(config.processor.interval_secs),
             crash_after: Duration::from_secs(config.processor.crash_after_secs),
         };
-        Processor::new(stores.metadata.clone(), settings)
+        Processor::new(stores.metadata.clone(), stores.series.clone(), settings)
     });
     let draining = Arc::new(AtomicBool::new(false));
     let app = router(&config, stores, Arc::clone(&draining));

@@ -19,3 +19,5 @@ pub const RAW_PAGE_MAX: usize = 100_000;
 pub const RAW_PAGE_DEFAULT: usize = 10_000;
 pub const LIST_PAGE_MAX: usize = 1_000;
 pub const LIST_PAGE_DEFAULT: usize = 100;
+/// A retention period in days: at least a day, at most a century.
+pub const RETENTION_DAYS_MAX: u32 = 36_500;

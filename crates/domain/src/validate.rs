@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::limits::*;
-use crate::model::{ArtifactFile, JsonMap, MetricPoint};
+use crate::model::{ArtifactFile, JsonMap, MetricPoint, Retention};
 use crate::Error;
 
 fn is_name_char(c: char) -> bool {
@@ -25,6 +25,20 @@ pub fn project_name(name: &str) -> Result<(), Error> {
     check_name("name", "project name", name, PROJECT_NAME_MAX_CHARS)?;
     if name.starts_with(['.', '-']) {
         return Err(Error::invalid("name", format!("project name `{name}` must not start with `.` or `-`")));
+    }
+    Ok(())
+}
+
+pub fn retention(retention: &Retention) -> Result<(), Error> {
+    for (field, days) in
+        [("retention.runs_days", retention.runs_days), ("retention.points_days", retention.points_days)]
+    {
+        if let Some(days) = days.filter(|days| !(1..=RETENTION_DAYS_MAX).contains(days)) {
+            return Err(Error::invalid(
+                field,
+                format!("{field} is {days}; it must be between 1 and {RETENTION_DAYS_MAX}"),
+            ));
+        }
     }
     Ok(())
 }

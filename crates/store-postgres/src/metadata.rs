@@ -107,12 +107,26 @@ fn object(value: Value) -> JsonMap {
     }
 }
 
+const PROJECT_COLUMNS: &str = "name, description, created_at, runs_retention_days, points_retention_days";
+
 fn project_from_row(row: &Row) -> Project {
-    Project { name: row.get(0), description: row.get(1), created_at: time(row.get(2)) }
+    let days = |index: usize| row.get::<_, Option<i32>>(index).map(|days| days as u32);
+    Project {
+        name: row.get(0),
+        description: row.get(1),
+        created_at: time(row.get(2)),
+        retention: Retention { runs_days: days(3), points_days: days(4) },
+    }
+}
+
+/// Days as Postgres stores them (INTEGER); validation keeps them far below `i32::MAX`.
+fn days_column(days: Option<u32>) -> Option<i32> {
+    days.map(|days| days.min(i32::MAX as u32) as i32)
 }
 
 const RUN_COLUMNS: &str = "id, project, name, run_group, job_type, tags, notes, state, exit_code, config, \
-     summary_set, metadata, created_at, started_at, ended_at, heartbeat_at";
+     summary_set, metadata, created_at, started_at, ended_at, heartbeat_at, points_expired_at, rejected_points, \
+     last_rejection";
 
 fn run_from_row(row: &Row) -> (Run, JsonMap) {
     let state: String = row.get(7);
@@ -133,6 +147,9 @@ fn run_from_row(row: &Row) -> (Run, JsonMap) {
         started_at: time(row.get(13)),
         ended_at: row.get::<_, Option<i64>>(14).map(time),
         heartbeat_at: time(row.get(15)),
+        points_expired_at: row.get::<_, Option<i64>>(16).map(time),
+        rejected_points: row.get::<_, i64>(17) as u64,
+        last_rejection: row.get(18),
     };
     (run, object(row.get(10)))
 }
@@ -365,36 +382,63 @@ impl MetadataStore for PostgresMetadataStore {
         Ok(())
     }
 
-    async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project> {
+    async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Project> {
         let client = self.client().await?;
         let inserted = client
             .execute(
-                "INSERT INTO projects (name, description, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&name, &description, &millis(now)],
+                &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"),
+                &[
+                    &name,
+                    &description,
+                    &millis(now),
+                    &days_column(retention.runs_days),
+                    &days_column(retention.points_days),
+                ],
             )
             .await
             .map_err(backend)?;
         if inserted == 0 {
             return Err(StoreError::AlreadyExists(format!("project `{name}` already exists")));
         }
-        Ok(Project { name: name.to_owned(), description: description.to_owned(), created_at: now })
+        Ok(Project { name: name.to_owned(), description: description.to_owned(), created_at: now, retention })
     }
 
     async fn get_project(&self, name: &str) -> StoreResult<Option<Project>> {
         let client = self.client().await?;
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = $1");
+        let row = client.query_opt(&sql, &[&name]).await.map_err(backend)?;
+        Ok(row.as_ref().map(project_from_row))
+    }
+
+    async fn update_project(&self, name: &str, update: ProjectUpdate) -> StoreResult<Project> {
+        let client = self.client().await?;
+        let (runs_days, points_days) = match update.retention {
+            Some(retention) => (days_column(retention.runs_days), days_column(retention.points_days)),
+            None => (None, None),
+        };
+        let sql = format!(
+            "UPDATE projects SET description = coalesce($2, description),
+                 runs_retention_days = CASE WHEN $3 THEN $4 ELSE runs_retention_days END,
+                 points_retention_days = CASE WHEN $3 THEN $5 ELSE points_retention_days END
+             WHERE name = $1 RETURNING {PROJECT_COLUMNS}"
+        );
         let row = client
-            .query_opt("SELECT name, description, created_at FROM projects WHERE name = $1", &[&name])
+            .query_opt(&sql, &[&name, &update.description, &update.retention.is_some(), &runs_days, &points_days])
             .await
             .map_err(backend)?;
-        Ok(row.as_ref().map(project_from_row))
+        row.as_ref().map(project_from_row).ok_or_else(|| StoreError::NotFound(format!("project `{name}` not found")))
     }
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
         let client = self.client().await?;
-        let rows = client
-            .query("SELECT name, description, created_at FROM projects ORDER BY name", &[])
-            .await
-            .map_err(backend)?;
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name");
+        let rows = client.query(&sql, &[]).await.map_err(backend)?;
         Ok(rows.iter().map(project_from_row).collect())
     }
 
@@ -412,7 +456,7 @@ impl MetadataStore for PostgresMetadataStore {
         let inserted = tx
             .execute(
                 &format!(
-                    "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, '[]', $6, 'running', NULL, $7, '{{}}', $8, $9, $9, NULL, $9)
+                    "INSERT INTO runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, '[]', $6, 'running', NULL, $7, '{{}}', $8, $9, $9, NULL, $9, NULL, 0, NULL)
                      ON CONFLICT (id) DO NOTHING"
                 ),
                 &[&new.id, &new.project, &new.name, &new.group, &new.job_type, &new.notes, &config, &metadata, &millis(now)],
@@ -530,6 +574,53 @@ impl MetadataStore for PostgresMetadataStore {
         let mut ids: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
         ids.sort();
         Ok(ids)
+    }
+
+    async fn record_rejection(&self, run_id: &str, points: u64, reason: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE runs SET rejected_points = rejected_points + $2, last_rejection = $3 WHERE id = $1",
+                &[&run_id, &(points.min(i64::MAX as u64) as i64), &reason],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn retention_due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RetentionDue>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT r.project, r.id,
+                        coalesce(r.ended_at < $1 - p.runs_retention_days * 86400000::bigint, false)
+                 FROM projects p JOIN runs r ON r.project = p.name AND r.ended_at IS NOT NULL
+                 WHERE r.state <> 'running' AND (
+                     r.ended_at < $1 - p.runs_retention_days * 86400000::bigint
+                     OR (r.ended_at < $1 - p.points_retention_days * 86400000::bigint
+                         AND (r.points_expired_at IS NULL OR r.points_expired_at < r.ended_at)))
+                 ORDER BY r.project, r.ended_at LIMIT $2",
+                &[&millis(now), &(limit as i64)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|row| RetentionDue {
+                project: row.get(0),
+                run_id: row.get(1),
+                action: if row.get(2) { RetentionAction::DeleteRun } else { RetentionAction::DeletePoints },
+            })
+            .collect())
+    }
+
+    async fn mark_points_expired(&self, run_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE runs SET points_expired_at = $2 WHERE id = $1", &[&run_id, &millis(now)])
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn log_artifact(&self, artifact: NewArtifactVersion, now: DateTime<Utc>) -> StoreResult<ArtifactLogOutcome> {

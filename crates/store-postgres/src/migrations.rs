@@ -7,8 +7,13 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] =
-    &[Migration { name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration {
+        name: "0002_retention_and_rejections",
+        sql: include_str!("../migrations/0002_retention_and_rejections.sql"),
+    },
+];
 
 /// Arbitrary but fixed: every Trackstack process takes this advisory lock to migrate.
 pub(crate) const MIGRATION_LOCK: i64 = 0x7472_6163_6b73;

@@ -41,12 +41,25 @@ fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> 
     serde_json::from_str(text).map_err(|e| StoreError::Backend(format!("corrupt JSON column: {e}")))
 }
 
+const PROJECT_COLUMNS: &str = "name, description, created_at, runs_retention_days, points_retention_days";
+
 fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
-    Ok(Project { name: row.get(0)?, description: row.get(1)?, created_at: time(row.get(2)?) })
+    Ok(Project {
+        name: row.get(0)?,
+        description: row.get(1)?,
+        created_at: time(row.get(2)?),
+        retention: Retention { runs_days: row.get(3)?, points_days: row.get(4)? },
+    })
+}
+
+fn load_project(conn: &Connection, name: &str) -> StoreResult<Option<Project>> {
+    let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE name = ?1");
+    conn.query_row(&sql, [name], project_from_row).optional().backend()
 }
 
 const RUN_COLUMNS: &str = "id, project, name, run_group, job_type, tags, notes, state, exit_code, config, \
-     summary_set, metadata, created_at, started_at, ended_at, heartbeat_at";
+     summary_set, metadata, created_at, started_at, ended_at, heartbeat_at, points_expired_at, rejected_points, \
+     last_rejection";
 
 /// A `runs` row before its summary metrics are joined in.
 struct RunRow {
@@ -75,6 +88,9 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<(RunRow, [String; 4])> {
         started_at: time(row.get(13)?),
         ended_at: row.get::<_, Option<i64>>(14)?.map(time),
         heartbeat_at: time(row.get(15)?),
+        points_expired_at: row.get::<_, Option<i64>>(16)?.map(time),
+        rejected_points: row.get::<_, i64>(17)? as u64,
+        last_rejection: row.get(18)?,
     };
     Ok((RunRow { run, summary_set: JsonMap::new() }, texts))
 }
@@ -289,14 +305,27 @@ impl MetadataStore for SqliteMetadataStore {
         self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).backend()).await
     }
 
-    async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project> {
-        let project = Project { name: name.to_owned(), description: description.to_owned(), created_at: now };
+    async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Project> {
+        let project =
+            Project { name: name.to_owned(), description: description.to_owned(), created_at: now, retention };
         self.db
             .write(move |tx| {
                 let inserted = tx
                     .execute(
-                        "INSERT OR IGNORE INTO projects (name, description, created_at) VALUES (?1, ?2, ?3)",
-                        params![project.name, project.description, millis(project.created_at)],
+                        &format!("INSERT OR IGNORE INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                        params![
+                            project.name,
+                            project.description,
+                            millis(project.created_at),
+                            retention.runs_days,
+                            retention.points_days
+                        ],
                     )
                     .backend()?;
                 if inserted == 0 {
@@ -309,15 +338,25 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn get_project(&self, name: &str) -> StoreResult<Option<Project>> {
         let name = name.to_owned();
+        self.db.read(move |conn| load_project(conn, &name)).await
+    }
+
+    async fn update_project(&self, name: &str, update: ProjectUpdate) -> StoreResult<Project> {
+        let name = name.to_owned();
         self.db
-            .read(move |conn| {
-                conn.query_row(
-                    "SELECT name, description, created_at FROM projects WHERE name = ?1",
-                    [name],
-                    project_from_row,
-                )
-                .optional()
-                .backend()
+            .write(move |tx| {
+                if let Some(description) = &update.description {
+                    tx.execute("UPDATE projects SET description = ?2 WHERE name = ?1", params![name, description])
+                        .backend()?;
+                }
+                if let Some(retention) = update.retention {
+                    tx.execute(
+                        "UPDATE projects SET runs_retention_days = ?2, points_retention_days = ?3 WHERE name = ?1",
+                        params![name, retention.runs_days, retention.points_days],
+                    )
+                    .backend()?;
+                }
+                load_project(tx, &name)?.ok_or_else(|| StoreError::NotFound(format!("project `{name}` not found")))
             })
             .await
     }
@@ -325,9 +364,8 @@ impl MetadataStore for SqliteMetadataStore {
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
         self.db
             .read(|conn| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT name, description, created_at FROM projects ORDER BY name")
-                    .backend()?;
+                let mut stmt =
+                    conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name")).backend()?;
                 let rows = stmt.query_map([], project_from_row).backend()?;
                 rows.collect::<Result<_, _>>().backend()
             })
@@ -357,7 +395,7 @@ impl MetadataStore for SqliteMetadataStore {
                 )
                 .backend()?;
                 tx.execute(
-                    &format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, '[]', ?6, 'running', NULL, ?7, '{{}}', ?8, ?9, ?9, NULL, ?9)"),
+                    &format!("INSERT INTO runs ({RUN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, '[]', ?6, 'running', NULL, ?7, '{{}}', ?8, ?9, ?9, NULL, ?9, NULL, 0, NULL)"),
                     params![
                         new.id,
                         new.project,
@@ -476,6 +514,61 @@ impl MetadataStore for SqliteMetadataStore {
                 let mut ids: Vec<String> = ids.collect::<Result<_, _>>().backend()?;
                 ids.sort();
                 Ok(ids)
+            })
+            .await
+    }
+
+    async fn record_rejection(&self, run_id: &str, points: u64, reason: &str) -> StoreResult<()> {
+        let (run_id, reason) = (run_id.to_owned(), reason.to_owned());
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE runs SET rejected_points = rejected_points + ?2, last_rejection = ?3 WHERE id = ?1",
+                    params![run_id, points as i64, reason],
+                )
+                .backend()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retention_due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RetentionDue>> {
+        self.db
+            .read(move |conn| {
+                // Per project, so each scan walks `runs_by_ended` for one project's finished runs.
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT r.project, r.id,
+                                p.runs_retention_days IS NOT NULL AND r.ended_at < ?1 - p.runs_retention_days * 86400000
+                         FROM projects p JOIN runs r ON r.project = p.name AND r.ended_at IS NOT NULL
+                         WHERE r.state != 'running' AND (
+                             r.ended_at < ?1 - p.runs_retention_days * 86400000
+                             OR (r.ended_at < ?1 - p.points_retention_days * 86400000
+                                 AND (r.points_expired_at IS NULL OR r.points_expired_at < r.ended_at)))
+                         ORDER BY r.project, r.ended_at LIMIT ?2",
+                    )
+                    .backend()?;
+                let rows = stmt.query_map(params![millis(now), limit as i64], |row| {
+                    let delete_run: bool = row.get(2)?;
+                    Ok(RetentionDue {
+                        project: row.get(0)?,
+                        run_id: row.get(1)?,
+                        action: if delete_run { RetentionAction::DeleteRun } else { RetentionAction::DeletePoints },
+                    })
+                });
+                let due: Vec<RetentionDue> = rows.backend()?.collect::<Result<_, _>>().backend()?;
+                Ok(due)
+            })
+            .await
+    }
+
+    async fn mark_points_expired(&self, run_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let run_id = run_id.to_owned();
+        self.db
+            .write(move |tx| {
+                tx.execute("UPDATE runs SET points_expired_at = ?2 WHERE id = ?1", params![run_id, millis(now)])
+                    .backend()?;
+                Ok(())
             })
             .await
     }

@@ -92,6 +92,17 @@ pub(crate) const METADATA: &[Migration] = &[
         name: "0002_crash_detection_index",
         sql: "CREATE INDEX runs_by_state_heartbeat ON runs (state, heartbeat_at);",
     },
+    Migration {
+        name: "0003_retention_and_rejections",
+        sql: r#"
+        ALTER TABLE projects ADD COLUMN runs_retention_days INTEGER;
+        ALTER TABLE projects ADD COLUMN points_retention_days INTEGER;
+        ALTER TABLE runs ADD COLUMN points_expired_at INTEGER;
+        ALTER TABLE runs ADD COLUMN rejected_points INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN last_rejection TEXT;
+        CREATE INDEX runs_by_ended ON runs (project, ended_at);
+    "#,
+    },
 ];
 
 pub(crate) const SERIES: &[Migration] = &[

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use trackstack_domain::model::{
-    ArtifactVersion, NewArtifactVersion, NewRun, Project, Run, RunListQuery, RunPage, RunUpdate,
+    ArtifactVersion, NewArtifactVersion, NewRun, Project, ProjectUpdate, Retention, RetentionDue, Run, RunListQuery,
+    RunPage, RunUpdate,
 };
 
 use crate::StoreResult;
@@ -29,8 +30,16 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Answers whether the backend is reachable and usable (a cheap round trip), for readiness probes.
     async fn check(&self) -> StoreResult<()>;
     /// Creates a project; `AlreadyExists` if the name is taken.
-    async fn create_project(&self, name: &str, description: &str, now: DateTime<Utc>) -> StoreResult<Project>;
+    async fn create_project(
+        &self,
+        name: &str,
+        description: &str,
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Project>;
     async fn get_project(&self, name: &str) -> StoreResult<Option<Project>>;
+    /// Applies a change to a project; `NotFound` if it does not exist.
+    async fn update_project(&self, name: &str, update: ProjectUpdate) -> StoreResult<Project>;
     /// Every project, by name.
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;
 
@@ -47,6 +56,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Marks every `running` run whose heartbeat is older than `heartbeat_before` as `crashed` (setting
     /// `ended_at` to `now`) and returns their ids. Idempotent, so two processors may run it at once.
     async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>>;
+    /// Adds `points` to the run's count of refused points and remembers `reason` as the latest refusal.
+    /// Does nothing if the run does not exist.
+    async fn record_rejection(&self, run_id: &str, points: u64, reason: &str) -> StoreResult<()>;
+    /// At most `limit` finished runs that their project's retention has expired as of `now`: runs past
+    /// `runs_days` are to be deleted; runs past `points_days` whose points were not deleted since they last
+    /// ended are to lose their points.
+    async fn retention_due(&self, now: DateTime<Utc>, limit: usize) -> StoreResult<Vec<RetentionDue>>;
+    /// Records that the run's points were deleted at `now`.
+    async fn mark_points_expired(&self, run_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
 
     /// Logs an artifact version for a run, reusing the newest version when its digest is equal, and points
     /// the given aliases at the result.

@@ -260,6 +260,29 @@ def test_runs_pagination(server: ServerProcess) -> None:
     assert [r.id for r in api.runs(project, order="created_at", limit=1)] == ["page0000"]
 
 
+def test_project_retention_round_trips(server: ServerProcess) -> None:
+    api = track.Api(server.url)
+    start(server, project="retained").finish()
+    project = api.set_retention("retained", points_days=30)
+    assert project.retention == track.api.Retention(runs_days=None, points_days=30)
+    assert api.project("retained").retention.points_days == 30
+    with pytest.raises(track.errors.InvalidArgumentError, match=r"retention\.runs_days"):
+        api.set_retention("retained", runs_days=0)
+    assert api.set_retention("retained").retention == track.api.Retention()
+
+
+def test_refused_points_are_counted_on_the_run(server: ServerProcess) -> None:
+    run = start(server, project="refusals")
+    with httpx.Client(base_url=server.url) as client:
+        points = [{"key": "k" * 300, "step": 0, "value": 1.0}]
+        r = client.post("/api/v1/ingest", json={"run_id": run.id, "metrics": points})
+        assert r.status_code == 400, r.text
+    run.finish()
+    fetched = track.Api(server.url).run(f"refusals/{run.id}")
+    assert fetched.rejected_points == 1
+    assert fetched.last_rejection is not None and "256" in fetched.last_rejection
+
+
 # -- offline and sync ----------------------------------------------------------------------------
 
 

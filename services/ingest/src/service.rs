@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use trackstack_domain::model::ChangeEvent;
-use trackstack_domain::Error;
+use trackstack_domain::model::{ChangeEvent, MetricPoint};
+use trackstack_domain::{Error, ErrorCode};
 use trackstack_store::{ChangeFeed, MetadataStore, SeriesStore};
 
 use crate::batch::{IngestAck, IngestBatch};
@@ -60,7 +60,11 @@ impl IngestService {
     /// Points are written before the run's metadata, so a failure in between leaves only data a retry of
     /// the same batch rewrites to the same values.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestAck, Error> {
+        let (run_id, offered_points) = (batch.run_id.clone(), batch.metrics.len());
         let result = self.store_batch(batch).await;
+        if let Err(refusal) = &result {
+            self.count_refused_points(&run_id, offered_points, refusal).await;
+        }
         match &result {
             Ok(ack) => {
                 metrics::counter!(metric_names::BATCHES).increment(1);
@@ -73,14 +77,33 @@ impl IngestService {
         result
     }
 
+    /// Counts a refusal of a batch's points (a limit, or a malformed point) on the run, so its page can say
+    /// that and why points were refused; the client was told too. Other failures (an unknown run, a store
+    /// that is down) are not the points' fault and are not counted.
+    async fn count_refused_points(&self, run_id: &str, offered_points: usize, refusal: &Error) {
+        let about_points = refusal.field.as_deref().is_some_and(|field| field.starts_with("metrics"));
+        if refusal.code != ErrorCode::InvalidArgument || !about_points || offered_points == 0 {
+            return;
+        }
+        let reason = format!("{} (field `{}`)", refusal.message, refusal.field.as_deref().unwrap_or_default());
+        if let Err(error) = self.metadata.record_rejection(run_id, offered_points as u64, &reason).await {
+            tracing::warn!(%error, run_id, "could not count refused points on the run");
+        }
+    }
+
+    /// The cardinality guards: batch size, key length and keys per run.
+    async fn within_limits(&self, project: &str, run_id: &str, points: &[MetricPoint]) -> Result<(), Error> {
+        within_batch_limits(points, &self.limits)?;
+        self.keys.admit(self.series.as_ref(), project, run_id, points).await
+    }
+
     async fn store_batch(&self, batch: IngestBatch) -> Result<IngestAck, Error> {
         let now = Utc::now();
         let valid = batch.validate(now.timestamp_millis())?;
-        within_batch_limits(&valid.points, &self.limits)?;
         let run = self.metadata.get_run(&valid.run_id).await?.ok_or_else(|| {
             Error::not_found(format!("run `{}` not found; create it first", valid.run_id)).with_field("run_id")
         })?;
-        self.keys.admit(self.series.as_ref(), &run.project, &run.id, &valid.points).await?;
+        self.within_limits(&run.project, &run.id, &valid.points).await?;
         self.series.write_points(&run.project, &run.id, &valid.points).await?;
         let state_before = run.state;
         let touches_run = valid.update.touches_more_than_heartbeat_and_summary();

@@ -1,10 +1,10 @@
-//! Projects: create, list, get.
+//! Projects: create, list, get, update (description and retention).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use trackstack_domain::model::Project;
+use trackstack_domain::model::{Project, ProjectUpdate, Retention};
 use trackstack_domain::{validate, Error};
 use trackstack_server_kit::{ApiResult, Json};
 use utoipa::ToSchema;
@@ -17,6 +17,17 @@ pub struct CreateProject {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// How long finished runs and their points are kept; omitted keeps them forever.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// A change to a project: fields left out stay as they are; `retention` replaces the whole policy.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    pub description: Option<String>,
+    pub retention: Option<Retention>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -33,7 +44,9 @@ pub async fn create_project(
 ) -> ApiResult<(StatusCode, axum::Json<Project>)> {
     validate::project_name(&body.name)?;
     validate::notes(&body.description).map_err(|e| e.with_field("description"))?;
-    let project = state.stores.metadata.create_project(&body.name, &body.description, Utc::now()).await?;
+    validate::retention(&body.retention)?;
+    let project =
+        state.stores.metadata.create_project(&body.name, &body.description, body.retention, Utc::now()).await?;
     Ok((StatusCode::CREATED, axum::Json(project)))
 }
 
@@ -49,4 +62,23 @@ pub async fn list_projects(State(state): State<ApiState>) -> ApiResult<axum::Jso
 pub async fn get_project(State(state): State<ApiState>, Path(project): Path<String>) -> ApiResult<axum::Json<Project>> {
     let found = state.stores.metadata.get_project(&project).await?;
     Ok(axum::Json(found.ok_or_else(|| Error::not_found(format!("project `{project}` not found")))?))
+}
+
+/// Change a project's description or retention. Retention is applied by the processor: finished runs older than
+/// `runs_days` are deleted with their points; runs that ended more than `points_days` ago lose their points.
+#[utoipa::path(patch, path = "/api/v1/projects/{project}", tag = "projects", request_body = UpdateProject,
+    params(("project" = String, Path)), responses((status = 200, body = Project), (status = 400), (status = 404)))]
+pub async fn update_project(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    Json(body): Json<UpdateProject>,
+) -> ApiResult<axum::Json<Project>> {
+    if let Some(description) = &body.description {
+        validate::notes(description).map_err(|e| e.with_field("description"))?;
+    }
+    if let Some(retention) = &body.retention {
+        validate::retention(retention)?;
+    }
+    let update = ProjectUpdate { description: body.description, retention: body.retention };
+    Ok(axum::Json(state.stores.metadata.update_project(&project, update).await?))
 }

@@ -28,10 +28,10 @@ async fn create(store: &dyn MetadataStore, run: NewRun, offset_ms: i64) -> Run {
 }
 
 pub async fn projects_are_unique_and_listed_by_name(store: &dyn MetadataStore) {
-    store.create_project("zeta", "last", at(0)).await.unwrap();
-    let alpha = store.create_project("alpha", "first", at(1)).await.unwrap();
+    store.create_project("zeta", "last", Retention::default(), at(0)).await.unwrap();
+    let alpha = store.create_project("alpha", "first", Retention::default(), at(1)).await.unwrap();
     assert_eq!((alpha.name.as_str(), alpha.description.as_str(), alpha.created_at), ("alpha", "first", at(1)));
-    let err = store.create_project("alpha", "again", at(2)).await.unwrap_err();
+    let err = store.create_project("alpha", "again", Retention::default(), at(2)).await.unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists(_)), "{err:?}");
     let names: Vec<String> = store.list_projects().await.unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(names, ["alpha", "zeta"]);
@@ -300,4 +300,91 @@ pub async fn silent_running_runs_are_marked_crashed(store: &dyn MetadataStore) {
 
 pub async fn a_working_store_reports_ready(store: &dyn MetadataStore) {
     store.check().await.expect("a freshly opened store is ready");
+}
+
+pub async fn project_retention_and_description_are_updated(store: &dyn MetadataStore) {
+    let keep_points = Retention { runs_days: None, points_days: Some(30) };
+    let created = store.create_project("p", "about", keep_points, at(0)).await.unwrap();
+    assert_eq!(created.retention, keep_points);
+    assert_eq!(store.get_project("p").await.unwrap(), Some(created.clone()));
+
+    let described = ProjectUpdate { description: Some("new words".into()), retention: None };
+    let updated = store.update_project("p", described).await.unwrap();
+    assert_eq!((updated.description.as_str(), updated.retention), ("new words", keep_points));
+
+    let both = Retention { runs_days: Some(365), points_days: Some(7) };
+    let updated = store.update_project("p", ProjectUpdate { description: None, retention: Some(both) }).await.unwrap();
+    assert_eq!((updated.description.as_str(), updated.retention), ("new words", both));
+    let forever = ProjectUpdate { description: None, retention: Some(Retention::default()) };
+    assert_eq!(store.update_project("p", forever).await.unwrap().retention, Retention::default());
+    assert_eq!(store.list_projects().await.unwrap(), [store.get_project("p").await.unwrap().unwrap()]);
+
+    let err = store.update_project("missing", ProjectUpdate::default()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+pub async fn rejections_are_counted_on_the_run(store: &dyn MetadataStore) {
+    let run = create(store, new_run("r1", "p"), 0).await;
+    assert_eq!((run.rejected_points, run.last_rejection.as_deref()), (0, None));
+    store.record_rejection("r1", 40, "too many keys").await.unwrap();
+    store.record_rejection("r1", 2, "key too long").await.unwrap();
+    let run = store.get_run("r1").await.unwrap().unwrap();
+    assert_eq!((run.rejected_points, run.last_rejection.as_deref()), (42, Some("key too long")));
+    store.record_rejection("missing", 1, "no such run").await.unwrap();
+    assert_eq!(store.get_run("missing").await.unwrap(), None);
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+async fn finish_at(store: &dyn MetadataStore, id: &str, offset_ms: i64) {
+    let finish = RunUpdate { state: Some(RunState::Finished), ..Default::default() };
+    store.update_run(id, finish, at(offset_ms)).await.unwrap();
+}
+
+async fn due(store: &dyn MetadataStore, offset_ms: i64) -> Vec<(String, RetentionAction)> {
+    let mut due: Vec<_> =
+        store.retention_due(at(offset_ms), 100).await.unwrap().into_iter().map(|d| (d.run_id, d.action)).collect();
+    due.sort_by(|a, b| a.0.cmp(&b.0));
+    due
+}
+
+pub async fn retention_finds_finished_runs_past_their_projects_limits(store: &dyn MetadataStore) {
+    let retention = Retention { runs_days: Some(30), points_days: Some(7) };
+    store.create_project("short", "", retention, at(0)).await.unwrap();
+    for id in ["old", "recent", "live"] {
+        create(store, new_run(id, "short"), 0).await;
+    }
+    create(store, new_run("kept", "forever"), 0).await;
+    finish_at(store, "old", 0).await;
+    finish_at(store, "recent", 20 * DAY_MS).await;
+    finish_at(store, "kept", 0).await;
+    store.update_run("live", RunUpdate { heartbeat: true, ..Default::default() }, at(0)).await.unwrap();
+
+    assert_eq!(due(store, 7 * DAY_MS - 1).await, [], "nothing is due before its day");
+    assert_eq!(due(store, 7 * DAY_MS + 1).await, [("old".into(), RetentionAction::DeletePoints)]);
+    store.mark_points_expired("old", at(7 * DAY_MS + 1)).await.unwrap();
+    assert_eq!(store.get_run("old").await.unwrap().unwrap().points_expired_at, Some(at(7 * DAY_MS + 1)));
+    assert_eq!(due(store, 8 * DAY_MS).await, [], "expired points are not due again");
+
+    let in_a_month = 31 * DAY_MS;
+    assert_eq!(
+        due(store, in_a_month).await,
+        [("old".into(), RetentionAction::DeleteRun), ("recent".into(), RetentionAction::DeletePoints)],
+        "a running run never expires, nor a run in a project without retention"
+    );
+    assert_eq!(store.retention_due(at(in_a_month), 1).await.unwrap().len(), 1, "the limit caps a pass");
+
+    // A run resumed after its points expired and ended again is due again, from its new end.
+    store.mark_points_expired("recent", at(in_a_month)).await.unwrap();
+    store.create_run(new_run("recent", "short"), at(in_a_month + 1)).await.unwrap();
+    assert_eq!(due(store, in_a_month + 8 * DAY_MS).await, [("old".into(), RetentionAction::DeleteRun)]);
+    finish_at(store, "recent", in_a_month + 2).await;
+    assert_eq!(
+        due(store, in_a_month + 8 * DAY_MS).await,
+        [("old".into(), RetentionAction::DeleteRun), ("recent".into(), RetentionAction::DeletePoints)]
+    );
+
+    let keep = ProjectUpdate { description: None, retention: Some(Retention::default()) };
+    store.update_project("short", keep).await.unwrap();
+    assert_eq!(due(store, 1000 * DAY_MS).await, [], "lifting retention stops it");
 }

@@ -68,6 +68,9 @@ macro_rules! metadata_store_conformance {
                 run_listing_filters_by_state_tag_and_name,
                 artifact_versions_are_numbered_and_deduplicated,
                 silent_running_runs_are_marked_crashed,
+                project_retention_and_description_are_updated,
+                rejections_are_counted_on_the_run,
+                retention_finds_finished_runs_past_their_projects_limits,
                 a_working_store_reports_ready,
             ]
         );

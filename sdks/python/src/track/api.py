@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ._http import OK, HttpClient, RetryPolicy, error_of, with_retry
+from ._http import OK, HttpClient, RetryPolicy, error_of, raise_for, with_retry
 from ._values import decode_float
 from .errors import InvalidArgumentError, NotFoundError, TrackstackError
 
@@ -45,14 +45,32 @@ def parse_time(value: Any) -> datetime | None:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long a project keeps finished runs (``runs_days``) and their points (``points_days``).
+
+    ``None`` keeps them forever. The days count from the moment a run ends.
+    """
+
+    runs_days: int | None = None
+    points_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Project:
     name: str
     description: str | None
     created_at: datetime | None
+    retention: Retention = Retention()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Project:
-        return cls(data["name"], data.get("description"), parse_time(data.get("created_at")))
+        retention = data.get("retention") or {}
+        return cls(
+            data["name"],
+            data.get("description"),
+            parse_time(data.get("created_at")),
+            Retention(retention.get("runs_days"), retention.get("points_days")),
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,18 @@ class Api:
 
     def project(self, name: str) -> Project:
         return Project.from_json(self._get(f"/projects/{_q(name)}"))
+
+    def set_retention(
+        self, project: str, *, runs_days: int | None = None, points_days: int | None = None
+    ) -> Project:
+        """Replaces a project's retention.
+
+        Finished runs are deleted ``runs_days`` after they end, and their points ``points_days``
+        after they end (config and summary stay). ``None`` keeps them forever.
+        """
+        body = {"retention": {"runs_days": runs_days, "points_days": points_days}}
+        out = raise_for(self._http.request("PATCH", f"/projects/{_q(project)}", json_body=body))
+        return Project.from_json(out.json())
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -228,6 +258,11 @@ class ApiRun:
         self.started_at = parse_time(data.get("started_at"))
         self.ended_at = parse_time(data.get("ended_at"))
         self.heartbeat_at = parse_time(data.get("heartbeat_at"))
+        #: When the project's retention deleted the points logged until then.
+        self.points_expired_at = parse_time(data.get("points_expired_at"))
+        #: Points the server refused for this run (limits), and why the last time.
+        self.rejected_points: int = int(data.get("rejected_points") or 0)
+        self.last_rejection: str | None = data.get("last_rejection")
 
     def __repr__(self) -> str:
         return f"<ApiRun {self.project}/{self.id} state={self.state}>"
