@@ -16,6 +16,7 @@ pub mod error;
 pub mod float;
 pub mod limits;
 pub mod model;
+pub mod query;
 pub mod validate;
 
 pub use error::{Error, ErrorCode};
