@@ -262,10 +262,20 @@ pub struct RunListQuery {
     pub state: Option<RunState>,
     pub tag: Option<String>,
     pub name_contains: Option<String>,
+    /// A query-language condition (docs/query-language.md) every listed run satisfies.
+    pub filter: Option<RunFilter>,
     pub sort: RunSort,
     pub limit: usize,
     /// The position after which this page starts, as returned in the previous page.
     pub after: Option<RunCursor>,
+}
+
+/// A parsed runs query and the time it runs at, which resolves relative times (`-7d`) and the runtime of
+/// running runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFilter {
+    pub expr: crate::query::Expr,
+    pub now_ms: i64,
 }
 
 /// A keyset position in a run listing: the sort key of the last run seen and its id as tie-breaker.

@@ -11,6 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use trackstack_domain::float;
 use trackstack_domain::model::*;
+use trackstack_store::run_filter::{compile_filter, config_key_range, FieldRow, SqlDialect, SqlParam};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 pub struct PostgresMetadataStore {
@@ -75,6 +76,7 @@ impl PostgresMetadataStore {
         let pool = Pool::builder(manager).max_size(max_connections).build().map_err(backend)?;
         let mut client = pool.get().await.map_err(|e| backend(format!("cannot connect to postgres: {e}")))?;
         crate::migrations::migrate(&mut client).await.map_err(|e| backend(format!("migration failed: {e}")))?;
+        backfill_run_fields(&mut client).await?;
         let channel = match &schema {
             Some(schema) => format!("trackstack_changes_{schema}"),
             None => "trackstack_changes".to_owned(),
@@ -203,6 +205,174 @@ async fn replace_tags(client: &impl GenericClient, run_id: &str, tags: &[String]
     Ok(())
 }
 
+/// Postgres's spelling of the query compiler's needs.
+struct PostgresDialect;
+
+const ASCII_UPPER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'";
+const ASCII_LOWER: &str = "'abcdefghijklmnopqrstuvwxyz'";
+
+impl SqlDialect for PostgresDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+    fn regex_match(&self, text: &str, pattern: &str) -> String {
+        format!("{text} ~ {pattern}")
+    }
+    fn glob_match(&self, text: &str, pattern: &str) -> String {
+        format!("{text} LIKE {pattern}")
+    }
+    fn glob_pattern(&self, glob: &str) -> String {
+        // LIKE's default escape character is `\`.
+        let mut pattern = String::with_capacity(glob.len());
+        for c in glob.chars() {
+            match c {
+                '*' => pattern.push('%'),
+                '?' => pattern.push('_'),
+                '%' | '_' | '\\' => {
+                    pattern.push('\\');
+                    pattern.push(c);
+                }
+                c => pattern.push(c),
+            }
+        }
+        pattern
+    }
+    fn ascii_lower(&self, text: &str) -> String {
+        // lower() follows the database's locale; translate() changes ASCII letters only, as SQLite's lower() does.
+        format!("translate({text}, {ASCII_UPPER}, {ASCII_LOWER})")
+    }
+    fn position(&self, haystack: &str, needle: &str) -> String {
+        format!("strpos({haystack}, {needle})")
+    }
+    fn bytewise(&self, column: &str) -> String {
+        format!("{column} COLLATE \"C\"")
+    }
+}
+
+fn sql_value(param: SqlParam) -> Box<dyn ToSql + Sync + Send> {
+    match param {
+        SqlParam::Text(text) => Box::new(text),
+        SqlParam::Real(number) => Box::new(number),
+        SqlParam::Int(number) => Box::new(number),
+    }
+}
+
+async fn insert_field_rows(
+    client: &impl GenericClient,
+    run_id: &str,
+    project: &str,
+    rows: &[FieldRow],
+) -> StoreResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<&str> = rows.iter().map(|r| r.field.as_str()).collect();
+    let kinds: Vec<i16> = rows.iter().map(|r| r.kind as i16).collect();
+    let nums: Vec<Option<f64>> = rows.iter().map(|r| r.num).collect();
+    let txts: Vec<Option<&str>> = rows.iter().map(|r| r.txt.as_deref()).collect();
+    client
+        .execute(
+            "INSERT INTO run_fields (run_id, project, field, kind, num, txt)
+             SELECT $1, $2, * FROM unnest($3::text[], $4::smallint[], $5::float8[], $6::text[])
+             ON CONFLICT (run_id, field) DO UPDATE SET kind = excluded.kind, num = excluded.num, txt = excluded.txt",
+            &[&run_id, &project, &fields, &kinds, &nums, &txts],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn run_project(client: &impl GenericClient, run_id: &str) -> StoreResult<String> {
+    let row = client.query_one("SELECT project FROM runs WHERE id = $1", &[&run_id]).await.map_err(backend)?;
+    Ok(row.get(0))
+}
+
+/// Re-indexes the given top-level config keys (and everything nested under them) from the stored config.
+async fn reindex_config(
+    client: &impl GenericClient,
+    run_id: &str,
+    config: &JsonMap,
+    top_keys: &[&String],
+) -> StoreResult<()> {
+    for key in top_keys {
+        let (exact, after, before) = config_key_range(key);
+        client
+            .execute(
+                "DELETE FROM run_fields WHERE run_id = $1 AND (field = $2 OR (field > $3 AND field < $4))",
+                &[&run_id, &exact, &after, &before],
+            )
+            .await
+            .map_err(backend)?;
+    }
+    let project = run_project(client, run_id).await?;
+    insert_field_rows(client, run_id, &project, &FieldRow::config_rows(config, Some(top_keys))).await
+}
+
+/// Re-indexes summary keys: the explicit value if one is set, else the value of the metric at its highest step.
+async fn reindex_summary(
+    client: &impl GenericClient,
+    run_id: &str,
+    summary_set: &JsonMap,
+    keys: &[&str],
+) -> StoreResult<()> {
+    let project = run_project(client, run_id).await?;
+    let metric_keys: Vec<&str> = keys.iter().copied().filter(|k| !summary_set.contains_key(*k)).collect();
+    let metrics: HashMap<String, Option<f64>> = client
+        .query(
+            "SELECT key, value FROM run_summary_metrics WHERE run_id = $1 AND key = ANY($2)",
+            &[&run_id, &metric_keys],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut rows = Vec::with_capacity(keys.len());
+    let mut gone = Vec::new();
+    for key in keys {
+        match (summary_set.get(*key), metrics.get(*key)) {
+            (Some(explicit), _) => rows.push(FieldRow::summary(key, explicit)),
+            (None, Some(value)) => rows.push(FieldRow::metric(key, value.unwrap_or(f64::NAN))),
+            (None, None) => gone.push(format!("summary.{key}")),
+        }
+    }
+    if !gone.is_empty() {
+        client
+            .execute("DELETE FROM run_fields WHERE run_id = $1 AND field = ANY($2)", &[&run_id, &gone])
+            .await
+            .map_err(backend)?;
+    }
+    insert_field_rows(client, run_id, &project, &rows).await
+}
+
+/// Indexes every run that predates `run_fields`, once (under the migration lock, so one process does it).
+async fn backfill_run_fields(client: &mut deadpool_postgres::Object) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&crate::migrations::MIGRATION_LOCK]).await.map_err(backend)?;
+    let pending = tx.query_opt("SELECT 1 FROM run_fields_backfill LIMIT 1", &[]).await.map_err(backend)?;
+    if pending.is_none() {
+        return Ok(());
+    }
+    let runs = tx.query("SELECT id, project, config, summary_set FROM runs", &[]).await.map_err(backend)?;
+    for row in runs {
+        let (id, project): (String, String) = (row.get(0), row.get(1));
+        let (config, summary_set) = (object(row.get(2)), object(row.get(3)));
+        insert_field_rows(&tx, &id, &project, &FieldRow::config_rows(&config, None)).await?;
+        let metric_keys: Vec<String> = tx
+            .query("SELECT key FROM run_summary_metrics WHERE run_id = $1", &[&id])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let keys: Vec<&str> =
+            metric_keys.iter().map(String::as_str).chain(summary_set.keys().map(String::as_str)).collect();
+        reindex_summary(&tx, &id, &summary_set, &keys).await?;
+    }
+    tx.execute("DELETE FROM run_fields_backfill", &[]).await.map_err(backend)?;
+    tx.commit().await.map_err(backend)
+}
+
 /// Applies an update inside the caller's transaction; the row lock serializes concurrent merges.
 async fn apply_update(
     client: &impl GenericClient,
@@ -239,18 +409,23 @@ async fn apply_update(
     if !update.config_merge.is_empty() {
         let mut merged = object(config);
         merged.extend(update.config_merge.clone());
+        let top_keys: Vec<&String> = update.config_merge.keys().collect();
+        reindex_config(client, id, &merged, &top_keys).await?;
         execute("UPDATE runs SET config = $2 WHERE id = $1", vec![id_param(), Box::new(Value::Object(merged))]).await?;
     }
+    let mut summary = object(summary_set);
     if !update.summary_set.is_empty() {
-        let mut merged = object(summary_set);
         for (key, value) in &update.summary_set {
             match value {
-                Value::Null => merged.remove(key),
-                value => merged.insert(key.clone(), value.clone()),
+                Value::Null => summary.remove(key),
+                value => summary.insert(key.clone(), value.clone()),
             };
         }
-        execute("UPDATE runs SET summary_set = $2 WHERE id = $1", vec![id_param(), Box::new(Value::Object(merged))])
-            .await?;
+        execute(
+            "UPDATE runs SET summary_set = $2 WHERE id = $1",
+            vec![id_param(), Box::new(Value::Object(summary.clone()))],
+        )
+        .await?;
     }
     if !update.summary_metrics.is_empty() {
         let keys: Vec<&str> = update.summary_metrics.iter().map(|m| m.key.as_str()).collect();
@@ -266,6 +441,15 @@ async fn apply_update(
             )
             .await
             .map_err(backend)?;
+    }
+    if !update.summary_set.is_empty() || !update.summary_metrics.is_empty() {
+        let touched: Vec<&str> = update
+            .summary_set
+            .keys()
+            .map(String::as_str)
+            .chain(update.summary_metrics.iter().map(|m| m.key.as_str()))
+            .collect();
+        reindex_summary(client, id, &summary, &touched).await?;
     }
     match update.state {
         Some(RunState::Running) => {
@@ -465,6 +649,7 @@ impl MetadataStore for PostgresMetadataStore {
             .map_err(backend)?;
         let outcome = if inserted == 1 {
             replace_tags(&tx, &new.id, &new.tags).await?;
+            insert_field_rows(&tx, &new.id, &new.project, &FieldRow::config_rows(&new.config, None)).await?;
             let run = load_run(&tx, &new.id).await?.ok_or_else(|| backend("run vanished"))?;
             RunCreateOutcome::Created(run)
         } else {
@@ -501,7 +686,7 @@ impl MetadataStore for PostgresMetadataStore {
     async fn delete_run(&self, id: &str) -> StoreResult<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
-        for table in ["run_tags", "run_summary_metrics", "run_artifacts"] {
+        for table in ["run_tags", "run_summary_metrics", "run_artifacts", "run_fields"] {
             tx.execute(&format!("DELETE FROM {table} WHERE run_id = $1"), &[&id]).await.map_err(backend)?;
         }
         let deleted = tx.execute("DELETE FROM runs WHERE id = $1", &[&id]).await.map_err(backend)?;
@@ -523,7 +708,7 @@ impl MetadataStore for PostgresMetadataStore {
         }
         if let Some(tag) = &query.tag {
             let p = bind(Box::new(tag.clone()), &mut params);
-            conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = runs.id AND t.tag = {p})"));
+            conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = {p})"));
         }
         if let Some(needle) = &query.name_contains {
             // Lower-cases ASCII only, as the SQLite backend does, so both backends match the same runs.
@@ -531,6 +716,12 @@ impl MetadataStore for PostgresMetadataStore {
             conditions.push(format!(
                 "strpos(translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), {p}) > 0"
             ));
+        }
+        if let Some(filter) = &query.filter {
+            let compiled =
+                compile_filter(&filter.expr, &query.project, filter.now_ms, params.len() + 1, &PostgresDialect);
+            conditions.push(compiled.sql);
+            params.extend(compiled.params.into_iter().map(sql_value));
         }
         let column = if query.sort.is_by_name() { "name" } else { "created_at" };
         let descending = query.sort.is_descending();
@@ -554,7 +745,7 @@ impl MetadataStore for PostgresMetadataStore {
         }
         let limit = bind(Box::new(query.limit as i64 + 1), &mut params);
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT {limit}",
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT {limit}",
             conditions.join(" AND ")
         );
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();

@@ -13,6 +13,7 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_retention_and_rejections",
         sql: include_str!("../migrations/0002_retention_and_rejections.sql"),
     },
+    Migration { name: "0003_run_fields", sql: include_str!("../migrations/0003_run_fields.sql") },
 ];
 
 /// Arbitrary but fixed: every Trackstack process takes this advisory lock to migrate.

@@ -47,6 +47,7 @@ impl Database {
             )
             .map_err(|e| backend_error(path, e))?;
         crate::migrations::apply(&mut writer, migrations).map_err(|e| backend_error(path, e))?;
+        register_functions(&writer).map_err(|e| backend_error(path, e))?;
         Ok(Arc::new(Database {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -70,6 +71,19 @@ impl Database {
             })
         })
         .await
+    }
+
+    /// As [`Database::write`], on the calling thread (for start-up work).
+    pub(crate) fn write_blocking<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction().map_err(StoreError::backend)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(StoreError::backend)?;
+            Ok(value)
+        })
     }
 
     /// Runs `work` on a reader connection (a consistent snapshot for the duration of a statement).
@@ -104,6 +118,7 @@ impl Database {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| backend_error(&self.path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(StoreError::backend)?;
+        register_functions(&conn).map_err(StoreError::backend)?;
         Ok(conn)
     }
 
@@ -113,6 +128,22 @@ impl Database {
             idle.push(conn);
         }
     }
+}
+
+/// `regexp(pattern, text)`: whether the Rust regular expression `pattern` is found in `text` (NULL text: no).
+/// The compiled pattern is cached per statement, so a query compiles it once, not once per row.
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function("regexp", 2, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
+        let pattern =
+            ctx.get_or_create_aux(0, |value| -> Result<regex::Regex, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(regex::Regex::new(value.as_str()?)?)
+            })?;
+        Ok(match ctx.get_raw(1) {
+            rusqlite::types::ValueRef::Text(text) => pattern.is_match(&String::from_utf8_lossy(text)),
+            _ => false,
+        })
+    })
 }
 
 pub(crate) async fn run_blocking<T: Send + 'static>(

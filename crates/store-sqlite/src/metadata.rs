@@ -10,6 +10,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use trackstack_domain::float;
 use trackstack_domain::model::*;
+use trackstack_store::run_filter::{compile_filter, config_key_range, FieldRow, SqlDialect, SqlParam};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 use crate::database::{Database, SqlResultExt};
@@ -21,7 +22,44 @@ pub struct SqliteMetadataStore {
 
 impl SqliteMetadataStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
-        Ok(Self { db: Database::open(path, migrations::METADATA)? })
+        let db = Database::open(path, migrations::METADATA)?;
+        db.write_blocking(|tx| backfill_run_fields(tx))?;
+        Ok(Self { db })
+    }
+}
+
+/// SQLite's spelling of the query compiler's needs. `regexp` is registered on every connection
+/// (`database.rs`); `GLOB` is case-sensitive with `*` and `?` as in the query language.
+struct SqliteDialect;
+
+impl SqlDialect for SqliteDialect {
+    fn placeholder(&self, index: usize) -> String {
+        format!("?{index}")
+    }
+    fn regex_match(&self, text: &str, pattern: &str) -> String {
+        format!("regexp({pattern}, {text})")
+    }
+    fn glob_match(&self, text: &str, pattern: &str) -> String {
+        format!("{text} GLOB {pattern}")
+    }
+    fn glob_pattern(&self, glob: &str) -> String {
+        // GLOB's only other special character is `[`; `[[]` is a literal one.
+        glob.replace('[', "[[]")
+    }
+    fn ascii_lower(&self, text: &str) -> String {
+        // SQLite's lower() changes ASCII letters only.
+        format!("lower({text})")
+    }
+    fn position(&self, haystack: &str, needle: &str) -> String {
+        format!("instr({haystack}, {needle})")
+    }
+}
+
+fn sql_value(param: SqlParam) -> Box<dyn rusqlite::ToSql> {
+    match param {
+        SqlParam::Text(text) => Box::new(text),
+        SqlParam::Real(number) => Box::new(number),
+        SqlParam::Int(number) => Box::new(number),
     }
 }
 
@@ -154,6 +192,86 @@ fn replace_tags(tx: &Connection, run_id: &str, tags: &[String]) -> StoreResult<(
     Ok(())
 }
 
+fn insert_field_rows(tx: &Connection, run_id: &str, project: &str, rows: &[FieldRow]) -> StoreResult<()> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO run_fields (run_id, field, project, kind, num, txt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .backend()?;
+    for row in rows {
+        insert.execute(params![run_id, row.field, project, row.kind, row.num, row.txt]).backend()?;
+    }
+    Ok(())
+}
+
+/// Re-indexes the given top-level config keys (and everything nested under them) from the stored config.
+fn reindex_config(tx: &Connection, run_id: &str, config: &JsonMap, top_keys: &[&String]) -> StoreResult<()> {
+    let mut delete = tx
+        .prepare_cached("DELETE FROM run_fields WHERE run_id = ?1 AND (field = ?2 OR (field > ?3 AND field < ?4))")
+        .backend()?;
+    for key in top_keys {
+        let (exact, after, before) = config_key_range(key);
+        delete.execute(params![run_id, exact, after, before]).backend()?;
+    }
+    let project: String = tx.query_row("SELECT project FROM runs WHERE id = ?1", [run_id], |r| r.get(0)).backend()?;
+    insert_field_rows(tx, run_id, &project, &FieldRow::config_rows(config, Some(top_keys)))
+}
+
+/// Re-indexes summary keys: the explicit value if one is set, else the value of the metric at its highest step.
+fn reindex_summary(tx: &Connection, run_id: &str, summary_set: &JsonMap, keys: &[&str]) -> StoreResult<()> {
+    let project: String = tx.query_row("SELECT project FROM runs WHERE id = ?1", [run_id], |r| r.get(0)).backend()?;
+    let mut metric =
+        tx.prepare_cached("SELECT value FROM run_summary_metrics WHERE run_id = ?1 AND key = ?2").backend()?;
+    let mut delete = tx.prepare_cached("DELETE FROM run_fields WHERE run_id = ?1 AND field = ?2").backend()?;
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(explicit) = summary_set.get(*key) {
+            rows.push(FieldRow::summary(key, explicit));
+            continue;
+        }
+        let value: Option<Option<f64>> = metric.query_row(params![run_id, key], |r| r.get(0)).optional().backend()?;
+        match value {
+            Some(value) => rows.push(FieldRow::metric(key, value.unwrap_or(f64::NAN))),
+            None => {
+                delete.execute(params![run_id, format!("summary.{key}")]).backend()?;
+            }
+        }
+    }
+    insert_field_rows(tx, run_id, &project, &rows)
+}
+
+/// Indexes every run that predates `run_fields`, once.
+fn backfill_run_fields(tx: &Connection) -> StoreResult<()> {
+    let pending: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM run_fields_backfill)", [], |r| r.get(0)).backend()?;
+    if !pending {
+        return Ok(());
+    }
+    let runs: Vec<(String, String, String, String)> = tx
+        .prepare("SELECT id, project, config, summary_set FROM runs")
+        .backend()?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .backend()?
+        .collect::<Result<_, _>>()
+        .backend()?;
+    for (id, project, config, summary_set) in runs {
+        let (config, summary_set): (JsonMap, JsonMap) = (from_json_text(&config)?, from_json_text(&summary_set)?);
+        insert_field_rows(tx, &id, &project, &FieldRow::config_rows(&config, None))?;
+        let metric_keys: Vec<String> = tx
+            .prepare_cached("SELECT key FROM run_summary_metrics WHERE run_id = ?1")
+            .backend()?
+            .query_map([&id], |r| r.get(0))
+            .backend()?
+            .collect::<Result<_, _>>()
+            .backend()?;
+        let keys: Vec<&str> =
+            metric_keys.iter().map(String::as_str).chain(summary_set.keys().map(String::as_str)).collect();
+        reindex_summary(tx, &id, &summary_set, &keys)?;
+    }
+    tx.execute("DELETE FROM run_fields_backfill", []).backend()?;
+    Ok(())
+}
+
 fn apply_update(tx: &Connection, id: &str, update: &RunUpdate, now: DateTime<Utc>) -> StoreResult<()> {
     let row: Option<(String, String)> = tx
         .query_row("SELECT config, summary_set FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -181,9 +299,10 @@ fn apply_update(tx: &Connection, id: &str, update: &RunUpdate, now: DateTime<Utc
         let mut config: JsonMap = from_json_text(&config_text)?;
         config.extend(update.config_merge.clone());
         tx.execute("UPDATE runs SET config = ?2 WHERE id = ?1", params![id, to_json_text(&config)?]).backend()?;
+        reindex_config(tx, id, &config, &update.config_merge.keys().collect::<Vec<_>>())?;
     }
+    let mut summary: JsonMap = from_json_text(&summary_text)?;
     if !update.summary_set.is_empty() {
-        let mut summary: JsonMap = from_json_text(&summary_text)?;
         for (key, value) in &update.summary_set {
             match value {
                 Value::Null => summary.remove(key),
@@ -203,6 +322,15 @@ fn apply_update(tx: &Connection, id: &str, update: &RunUpdate, now: DateTime<Utc
         for metric in &update.summary_metrics {
             upsert.execute(params![id, metric.key, metric.step, metric.value]).backend()?;
         }
+    }
+    if !update.summary_set.is_empty() || !update.summary_metrics.is_empty() {
+        let touched: Vec<&str> = update
+            .summary_set
+            .keys()
+            .map(String::as_str)
+            .chain(update.summary_metrics.iter().map(|m| m.key.as_str()))
+            .collect();
+        reindex_summary(tx, id, &summary, &touched)?;
     }
     match update.state {
         Some(RunState::Running) => {
@@ -410,6 +538,7 @@ impl MetadataStore for SqliteMetadataStore {
                 )
                 .backend()?;
                 replace_tags(tx, &new.id, &new.tags)?;
+                insert_field_rows(tx, &new.id, &new.project, &FieldRow::config_rows(&new.config, None))?;
                 let run = load_run(tx, &new.id)?.ok_or_else(|| StoreError::Backend("run vanished".into()))?;
                 Ok(RunCreateOutcome::Created(run))
             })
@@ -435,7 +564,7 @@ impl MetadataStore for SqliteMetadataStore {
         let id = id.to_owned();
         self.db
             .write(move |tx| {
-                for table in ["run_tags", "run_summary_metrics", "run_artifacts"] {
+                for table in ["run_tags", "run_summary_metrics", "run_artifacts", "run_fields"] {
                     tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [&id]).backend()?;
                 }
                 Ok(tx.execute("DELETE FROM runs WHERE id = ?1", [&id]).backend()? > 0)
@@ -454,12 +583,18 @@ impl MetadataStore for SqliteMetadataStore {
                     values.push(Box::new(state.as_str()));
                 }
                 if let Some(tag) = &query.tag {
-                    conditions.push("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = runs.id AND t.tag = ?)".into());
+                    conditions.push("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = ?)".into());
                     values.push(Box::new(tag.clone()));
                 }
                 if let Some(needle) = &query.name_contains {
                     conditions.push("instr(lower(name), lower(?)) > 0".into());
                     values.push(Box::new(needle.clone()));
+                }
+                if let Some(filter) = &query.filter {
+                    let compiled =
+                        compile_filter(&filter.expr, &query.project, filter.now_ms, values.len() + 1, &SqliteDialect);
+                    conditions.push(compiled.sql);
+                    values.extend(compiled.params.into_iter().map(sql_value));
                 }
                 let column = if query.sort.is_by_name() { "name" } else { "created_at" };
                 let descending = query.sort.is_descending();
@@ -491,7 +626,7 @@ impl MetadataStore for SqliteMetadataStore {
                 }
                 values.push(Box::new(query.limit as i64 + 1));
                 let sql = format!(
-                    "SELECT {RUN_COLUMNS} FROM runs WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT ?",
+                    "SELECT {RUN_COLUMNS} FROM runs r WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT ?",
                     conditions.join(" AND ")
                 );
                 let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();

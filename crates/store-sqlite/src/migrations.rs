@@ -103,6 +103,27 @@ pub(crate) const METADATA: &[Migration] = &[
         CREATE INDEX runs_by_ended ON runs (project, ended_at);
     "#,
     },
+    Migration {
+        name: "0004_run_fields",
+        sql: r#"
+        -- Config leaves and summary values, typed, so queries on any key use an index (docs/architecture.md,
+        -- "Querying runs"). kind: 0 null, 1 bool, 2 number, 3 string, 4 list. NaN is a number with num NULL.
+        CREATE TABLE run_fields (
+            run_id  TEXT NOT NULL,
+            field   TEXT NOT NULL,
+            project TEXT NOT NULL,
+            kind    INTEGER NOT NULL,
+            num     REAL,
+            txt     TEXT,
+            PRIMARY KEY (run_id, field)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_fields_by_number ON run_fields (project, field, num);
+        CREATE INDEX run_fields_by_text ON run_fields (project, field, txt);
+        -- Runs created before this table existed are indexed on the next start (SqliteMetadataStore::open).
+        CREATE TABLE run_fields_backfill (pending INTEGER NOT NULL);
+        INSERT INTO run_fields_backfill (pending) SELECT 1 WHERE EXISTS (SELECT 1 FROM runs);
+    "#,
+    },
 ];
 
 pub(crate) const SERIES: &[Migration] = &[

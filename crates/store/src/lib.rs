@@ -8,12 +8,14 @@
 //! - [`error`]: [`StoreError`], and how it maps onto the public error codes.
 //! - [`metadata`], [`series`], [`blob`]: one trait each.
 //! - [`changes`]: the change feed behind live updates, and its in-process implementation.
+//! - [`run_filter`]: runs queries compiled to parameterized SQL, shared by the relational metadata backends.
 //! - `testsuite`: the conformance suites.
 
 pub mod blob;
 pub mod changes;
 pub mod error;
 pub mod metadata;
+pub mod run_filter;
 pub mod series;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

@@ -5,6 +5,7 @@
 //! compiles an [`Expr`] into parameterized SQL (values are never spliced into SQL text).
 //! [`Expr`]'s `Display` prints canonical text that parses back to the same expression.
 
+mod eval;
 mod lexer;
 mod parser;
 mod print;
@@ -16,6 +17,10 @@ use std::fmt;
 use crate::model::RunState;
 use crate::Error;
 
+pub use eval::{
+    config_value, contains_ignoring_ascii_case, flatten_config, glob_matches, kind_name, summary_value, FieldValue,
+    RunView,
+};
 pub use parser::parse;
 
 /// The longest query text accepted, in bytes.

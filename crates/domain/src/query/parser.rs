@@ -309,8 +309,13 @@ impl Parser {
             FieldKind::Dynamic => match next.token {
                 Token::Number(n) => Ok(Value::Number(n)),
                 Token::String(s) => Ok(Value::String(s)),
-                Token::Word(w) if w.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
-                Token::Word(w) if w.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
+                Token::Word(w) if w.eq_ignore_ascii_case("true") || w.eq_ignore_ascii_case("false") => {
+                    if matches!(op, Cmp::Eq | Cmp::Ne) {
+                        Ok(Value::Bool(w.eq_ignore_ascii_case("true")))
+                    } else {
+                        Err(QueryError::new(position, "true and false are compared with `=` or `!=` only"))
+                    }
+                }
                 Token::Word(w) if w.eq_ignore_ascii_case("null") => {
                     if matches!(op, Cmp::Eq | Cmp::Ne) {
                         Ok(Value::Null)
@@ -323,9 +328,14 @@ impl Parser {
             },
             FieldKind::Text => match next.token {
                 Token::String(s) => Ok(Value::String(s)),
-                Token::Word(w) if w.eq_ignore_ascii_case("null") => {
-                    Err(QueryError::new(position, format!("use `{field} missing` to find runs without {field}")))
-                }
+                Token::Word(w) if w.eq_ignore_ascii_case("null") => Err(QueryError::new(
+                    position,
+                    if field.may_be_missing() {
+                        format!("use `{field} missing` to find runs without {field}")
+                    } else {
+                        format!("every run has {field}; it is never null")
+                    },
+                )),
                 Token::Word(_) | Token::Number(_) | Token::Duration(_) => Ok(Value::String(next.text)),
                 other => Err(expected("a string", &other)),
             },

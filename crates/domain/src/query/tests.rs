@@ -144,6 +144,8 @@ fn errors_point_at_the_problem_and_say_what_was_expected() {
         ("config.a = 1 @", 13, "unexpected character `@`"),
         ("config.a < null", 11, "null is compared with `=` or `!=` only"),
         ("group = null", 8, "use `group missing`"),
+        ("name = null", 7, "every run has name; it is never null"),
+        ("config.amp > true", 13, "true and false are compared with `=` or `!=` only"),
         ("summary.x = 1e999", 12, "out of range"),
         ("config.a foo 1", 9, "found `foo`"),
     ];
@@ -278,8 +280,8 @@ fn condition() -> impl Strategy<Value = Expr> {
                     op
                 };
                 value_for(kind)
-                    .prop_filter("null only with = and !=", move |v| {
-                        *v != Value::Null || matches!(op, Cmp::Eq | Cmp::Ne)
+                    .prop_filter("null and booleans only with = and !=", move |v| {
+                        !matches!(v, Value::Null | Value::Bool(_)) || matches!(op, Cmp::Eq | Cmp::Ne)
                     })
                     .prop_map(move |value| Expr::Compare { field: field.clone(), op, value })
                     .boxed()

@@ -388,3 +388,194 @@ pub async fn retention_finds_finished_runs_past_their_projects_limits(store: &dy
     store.update_project("short", keep).await.unwrap();
     assert_eq!(due(store, 1000 * DAY_MS).await, [], "lifting retention stops it");
 }
+
+/// A small deterministic generator, so the oracle's runs are random-looking yet the same on every backend.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const ORACLE_QUERIES: &[&str] = &[
+    "config.lr > 0.01",
+    "config.lr <= 0.001 or config.lr missing",
+    "config.lr != 0.1",
+    "not config.lr = 0.1",
+    "config.lr in (0.1, 0.001, \"high\")",
+    "config.lr not in (0.1, 0.001)",
+    "config.optimizer = adam",
+    "config.optimizer != adam",
+    "config.optimizer contains \"AD\"",
+    "config.optimizer not contains ad",
+    "config.optimizer ~ \"s*\"",
+    "config.optimizer !~ \"?dam\"",
+    "config.optimizer ~ /^(sgd|adamw)$/",
+    "config.model.layers >= 12",
+    "config.model.layers < 12 and config.model.width exists",
+    "config.model.name < \"n\"",
+    "config.amp = true",
+    "config.amp = false or config.amp missing",
+    "config.amp != true",
+    "config.seed = null",
+    "config.seed != null",
+    "config.seed exists and config.seed > 2",
+    "config.layers_list exists",
+    "config.layers_list = 1",
+    "config.layers_list != 1",
+    "config.\"odd key\" = 1",
+    "summary.loss < 0.5",
+    "summary.loss >= 0.5",
+    "summary.loss != 0.5",
+    "summary.loss not in (0.25, 0.75)",
+    "summary.loss missing",
+    "summary.val/acc > 0.9 or summary.val/acc = \"n/a\"",
+    "summary.val/acc ~ \"n*\"",
+    "summary.val/acc < 0",
+    "summary.best = 1 and summary.loss exists",
+    "state = finished",
+    "state != running",
+    "state in (failed, crashed)",
+    "state not in (finished)",
+    "tags contains baseline",
+    "tags not contains baseline",
+    "tags in (wide, tiny)",
+    "tags not in (wide, tiny)",
+    "tags ~ \"b*\"",
+    "tags !~ /^w/",
+    "tags exists",
+    "tags missing",
+    "group = g1",
+    "group != g1",
+    "group missing",
+    "group in (g0, g2)",
+    "group not in (g0)",
+    "group contains G",
+    "job_type exists or group ~ \"g?\"",
+    "name ~ \"run-1*\"",
+    "name contains \"-2\"",
+    "name > \"run-3\"",
+    "id in (q05, q10, q99)",
+    "notes contains \"note\"",
+    "notes = \"\"",
+    "created_at > \"2026-01-01T00:00:00.020Z\"",
+    "created_at <= \"2026-01-01T00:00:00.010Z\" or ended_at exists",
+    "ended_at missing",
+    "ended_at > \"2026-01-01T00:00:00.100Z\"",
+    "runtime > 0.15 and ended_at exists",
+    "created_at < -1d",
+    "not (config.lr > 0.01 and tags contains baseline) or state = crashed",
+    "(config.optimizer = adam or summary.loss < 0.3) and not group missing",
+];
+
+/// Every query above returns, on the backend, exactly the runs the in-memory evaluator (the language's
+/// reference semantics) accepts, over runs with every kind of value.
+pub async fn queries_return_what_the_reference_evaluator_accepts(store: &dyn MetadataStore) {
+    let mut rng = Lcg(0x5eed);
+    let optimizers = [json!("adam"), json!("adamw"), json!("sgd"), json!("Adam"), json!(3)];
+    let lrs = [json!(0.1), json!(0.01), json!(0.001), json!("high"), json!(null), json!(true)];
+    let losses = [0.25, 0.5, 0.75, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e-9];
+    let tag_sets: [&[&str]; 5] = [&[], &["baseline"], &["wide"], &["baseline", "tiny"], &["wide", "big"]];
+    let mut ids = Vec::new();
+    for i in 0..40u64 {
+        let id = format!("q{i:02}");
+        let mut run = new_run(&id, "oracle");
+        run.name = format!("run-{}", rng.below(40));
+        run.group = [None, Some("g0"), Some("g1"), Some("g2")][rng.below(4) as usize].map(String::from);
+        run.job_type = (rng.below(5) == 0).then(|| "train".to_owned());
+        run.notes = if rng.below(3) == 0 { "a Note here".into() } else { String::new() };
+        run.tags = rng.pick(&tag_sets).iter().map(|t| t.to_string()).collect();
+        let mut config = JsonMap::new();
+        if rng.below(6) != 0 {
+            config.insert("lr".into(), rng.pick(&lrs).clone());
+        }
+        config.insert("optimizer".into(), rng.pick(&optimizers).clone());
+        let mut model =
+            json!({"layers": rng.below(24), "name": format!("{}", ["mlp", "resnet", "vit"][rng.below(3) as usize])});
+        if rng.below(2) == 0 {
+            model["width"] = json!(rng.below(1024));
+        }
+        config.insert("model".into(), model);
+        if rng.below(2) == 0 {
+            config.insert("amp".into(), json!(rng.below(2) == 0));
+        }
+        if rng.below(2) == 0 {
+            config.insert("seed".into(), if rng.below(3) == 0 { json!(null) } else { json!(rng.below(5)) });
+        }
+        if rng.below(4) == 0 {
+            config.insert("layers_list".into(), json!([1, 2]));
+        }
+        if rng.below(4) == 0 {
+            config.insert("odd key".into(), json!(rng.below(2)));
+        }
+        run.config = config;
+        create(store, run, i as i64).await;
+        let mut update = RunUpdate::default();
+        if rng.below(5) != 0 {
+            update.summary_metrics.push(SummaryMetric { key: "loss".into(), step: 10, value: *rng.pick(&losses) });
+        }
+        match rng.below(4) {
+            0 => update.summary_metrics.push(SummaryMetric {
+                key: "val/acc".into(),
+                step: 3,
+                value: rng.below(100) as f64 / 100.0,
+            }),
+            1 => {
+                update.summary_set.insert("val/acc".into(), json!("n/a"));
+            }
+            2 => update.summary_metrics.push(SummaryMetric { key: "val/acc".into(), step: 1, value: -1.0 }),
+            _ => {}
+        }
+        if rng.below(3) == 0 {
+            update.summary_set.insert("best".into(), json!(1));
+        }
+        update.state =
+            [None, Some(RunState::Finished), Some(RunState::Failed), Some(RunState::Crashed)][rng.below(4) as usize];
+        store.update_run(&id, update, at(100 + i as i64 * 5)).await.unwrap();
+        if rng.below(4) == 0 {
+            // A later config merge must re-index the nested keys it replaces.
+            let merge = json!({"model": {"layers": 48}}).as_object().unwrap().clone();
+            store.update_run(&id, RunUpdate { config_merge: merge, ..Default::default() }, at(300)).await.unwrap();
+        }
+        if rng.below(5) == 0 {
+            // An explicit value set and then cleared falls back to the metric.
+            let set = json!({"loss": 0.5}).as_object().unwrap().clone();
+            store.update_run(&id, RunUpdate { summary_set: set, ..Default::default() }, at(301)).await.unwrap();
+            let clear = json!({"loss": null}).as_object().unwrap().clone();
+            store.update_run(&id, RunUpdate { summary_set: clear, ..Default::default() }, at(302)).await.unwrap();
+        }
+        ids.push(id);
+    }
+    create(store, new_run("elsewhere", "other-project"), 0).await;
+    let mut runs = Vec::new();
+    for id in &ids {
+        runs.push(store.get_run(id).await.unwrap().unwrap());
+    }
+    let now_ms = at(1_000).timestamp_millis();
+    for text in ORACLE_QUERIES {
+        let expr = trackstack_domain::query::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).unwrap();
+        let mut expected: Vec<String> = runs
+            .iter()
+            .filter(|run| trackstack_domain::query::RunView::new(run, now_ms).matches(&expr))
+            .map(|run| run.id.clone())
+            .collect();
+        expected.sort();
+        let query = RunListQuery {
+            project: "oracle".into(),
+            filter: Some(RunFilter { expr, now_ms }),
+            sort: RunSort::CreatedAsc,
+            limit: 7,
+            ..Default::default()
+        };
+        let got = list_all(store, query).await;
+        assert_eq!(got, expected, "`{text}`");
+    }
+}

@@ -71,6 +71,7 @@ macro_rules! metadata_store_conformance {
                 project_retention_and_description_are_updated,
                 rejections_are_counted_on_the_run,
                 retention_finds_finished_runs_past_their_projects_limits,
+                queries_return_what_the_reference_evaluator_accepts,
                 a_working_store_reports_ready,
             ]
         );

@@ -1,0 +1,455 @@
+//! Compiles a runs query ([`trackstack_domain::query::Expr`]) into a parameterized SQL condition for the
+//! relational metadata backends. Keys and values are always bound parameters; the only text spliced into SQL
+//! comes from this module (column names, operators, placeholders).
+//!
+//! The condition is over a `runs` row aliased `r`, with config and summary values in the typed side table
+//! `run_fields (run_id, project, field, kind, num, txt)` (`field` is `config.<key>` or `summary.<key>`, `kind`
+//! is [`trackstack_domain::query::FieldValue::kind_code`], numbers and booleans in `num`, strings in `txt`) and
+//! tags in `run_tags (run_id, tag)`. Semantics follow `trackstack_domain::query::RunView::matches`: a condition
+//! on a value a run lacks is false, so every condition is two-valued and `not` is plain `NOT`.
+
+use trackstack_domain::model::JsonMap;
+use trackstack_domain::query::{
+    config_value, flatten_config, summary_value, Cmp, Expr, Field, FieldValue, Pattern, Value,
+};
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    Text(String),
+    Real(f64),
+    Int(i64),
+}
+
+/// Where SQL dialects differ.
+pub trait SqlDialect {
+    /// The placeholder of the `index`-th parameter (1-based).
+    fn placeholder(&self, index: usize) -> String;
+    /// A condition: `text` matches the regular expression `pattern` (both SQL expressions).
+    fn regex_match(&self, text: &str, pattern: &str) -> String;
+    /// A condition: `text` matches `pattern`, a glob translated by [`SqlDialect::glob_pattern`].
+    fn glob_match(&self, text: &str, pattern: &str) -> String;
+    /// Translates a query glob (`*`, `?`, everything else literal) into the pattern `glob_match` takes.
+    fn glob_pattern(&self, glob: &str) -> String;
+    /// An expression: `text` with ASCII letters lowercased (and nothing else changed).
+    fn ascii_lower(&self, text: &str) -> String;
+    /// An expression: the position of `needle` in `haystack` (0 when absent).
+    fn position(&self, haystack: &str, needle: &str) -> String;
+    /// How a text column is compared bytewise (`COLLATE "C"` where the default collation is not).
+    fn bytewise(&self, column: &str) -> String {
+        column.to_owned()
+    }
+}
+
+/// A compiled condition and its parameters, in placeholder order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledFilter {
+    pub sql: String,
+    pub params: Vec<SqlParam>,
+}
+
+/// Compiles `expr` for runs of `project`; `now_ms` resolves relative times and the runtime of running runs.
+/// Parameters are numbered from `first_param` (1-based), so the condition can join a larger statement.
+pub fn compile_filter(
+    expr: &Expr,
+    project: &str,
+    now_ms: i64,
+    first_param: usize,
+    dialect: &dyn SqlDialect,
+) -> CompiledFilter {
+    let mut compiler = Compiler { dialect, params: Vec::new(), first_param, project: project.to_owned(), now_ms };
+    let sql = compiler.expr(expr);
+    CompiledFilter { sql, params: compiler.params }
+}
+
+/// The `run_fields.field` value of a config or summary field; `None` for built-ins.
+pub fn field_column_key(field: &Field) -> Option<String> {
+    match field {
+        Field::Config(key) => Some(format!("config.{key}")),
+        Field::Summary(key) => Some(format!("summary.{key}")),
+        _ => None,
+    }
+}
+
+/// One `run_fields` row: a config leaf or a summary value of a run, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRow {
+    /// `config.<key>` or `summary.<key>`.
+    pub field: String,
+    pub kind: i64,
+    /// Numbers (NaN as `None`) and booleans (0 or 1).
+    pub num: Option<f64>,
+    /// Strings, and lists as JSON text.
+    pub txt: Option<String>,
+}
+
+impl FieldRow {
+    fn new(field: String, value: FieldValue<'_>, raw: &serde_json::Value) -> FieldRow {
+        let (num, txt) = match value {
+            FieldValue::Null => (None, None),
+            FieldValue::Bool(b) => (Some(b as u8 as f64), None),
+            FieldValue::Number(n) => ((!n.is_nan()).then_some(n), None),
+            FieldValue::String(s) => (None, Some(s.to_owned())),
+            FieldValue::List => (None, Some(raw.to_string())),
+        };
+        FieldRow { field, kind: value.kind_code(), num, txt }
+    }
+
+    /// The rows of a config's leaves under the given top-level keys (all of them when `None`).
+    pub fn config_rows(config: &JsonMap, top_keys: Option<&[&String]>) -> Vec<FieldRow> {
+        let selected: JsonMap = match top_keys {
+            None => config.clone(),
+            Some(keys) => keys.iter().filter_map(|k| config.get(*k).map(|v| ((*k).clone(), v.clone()))).collect(),
+        };
+        flatten_config(&selected)
+            .into_iter()
+            .map(|(key, raw)| FieldRow::new(format!("config.{key}"), config_value(raw), raw))
+            .collect()
+    }
+
+    /// The row of an explicitly set summary value.
+    pub fn summary(key: &str, raw: &serde_json::Value) -> FieldRow {
+        FieldRow::new(format!("summary.{key}"), summary_value(raw), raw)
+    }
+
+    /// The row of a summary value that follows a metric.
+    pub fn metric(key: &str, value: f64) -> FieldRow {
+        FieldRow::new(format!("summary.{key}"), FieldValue::Number(value), &serde_json::Value::Null)
+    }
+}
+
+/// The `run_fields.field` bounds that select config key `top_key` and every key nested under it:
+/// `field = exact OR (field > nested_after AND field < nested_before)`.
+pub fn config_key_range(top_key: &str) -> (String, String, String) {
+    // `/` sorts right after `.`, so `config.k.` < every nested key < `config.k/`.
+    (format!("config.{top_key}"), format!("config.{top_key}."), format!("config.{top_key}/"))
+}
+
+struct Compiler<'a> {
+    dialect: &'a dyn SqlDialect,
+    params: Vec<SqlParam>,
+    first_param: usize,
+    project: String,
+    now_ms: i64,
+}
+
+fn sql_op(op: Cmp) -> &'static str {
+    match op {
+        Cmp::Eq => "=",
+        Cmp::Ne => "<>",
+        Cmp::Lt => "<",
+        Cmp::Le => "<=",
+        Cmp::Gt => ">",
+        Cmp::Ge => ">=",
+    }
+}
+
+impl Compiler<'_> {
+    fn bind(&mut self, param: SqlParam) -> String {
+        self.params.push(param);
+        self.dialect.placeholder(self.first_param + self.params.len() - 1)
+    }
+
+    fn text(&mut self, text: &str) -> String {
+        self.bind(SqlParam::Text(text.to_owned()))
+    }
+
+    fn expr(&mut self, expr: &Expr) -> String {
+        match expr {
+            Expr::And(operands) | Expr::Or(operands) => {
+                let joiner = if matches!(expr, Expr::And(_)) { " AND " } else { " OR " };
+                let parts: Vec<String> = operands.iter().map(|e| self.expr(e)).collect();
+                format!("({})", parts.join(joiner))
+            }
+            Expr::Not(inner) => format!("(NOT {})", self.expr(inner)),
+            Expr::Compare { field, op, value } => self.compare(field, *op, value),
+            Expr::In { field, values, negated } => self.in_list(field, values, *negated),
+            Expr::Contains { field, value, negated } => self.contains(field, value, *negated),
+            Expr::Matches { field, pattern, negated } => self.matches(field, pattern, *negated),
+            Expr::Exists { field, negated } => self.exists(field, *negated),
+        }
+    }
+
+    /// `r.id IN (runs of this project with `condition` on the field's row)`.
+    fn with_field_row(&mut self, field: &Field, condition: impl FnOnce(&mut Self) -> String) -> String {
+        let key = field_column_key(field).expect("a config or summary field");
+        let project = self.text(&self.project.clone());
+        let key = self.text(&key);
+        let condition = condition(self);
+        format!(
+            "r.id IN (SELECT f.run_id FROM run_fields f WHERE f.project = {project} AND f.field = {key}{condition})"
+        )
+    }
+
+    /// A condition on one `run_fields` row `f`: it holds `value` compared by `op` (same type only).
+    fn typed_row_condition(&mut self, op: Cmp, value: &Value) -> String {
+        let op_sql = sql_op(op);
+        match value {
+            // NaN is stored as NULL; `IS NOT NULL` keeps the condition two-valued, so `NOT` of it holds for NaN.
+            Value::Number(n) => {
+                format!("f.kind = 2 AND f.num IS NOT NULL AND f.num {op_sql} {}", self.bind(SqlParam::Real(*n)))
+            }
+            Value::Bool(b) => format!("f.kind = 1 AND f.num {op_sql} {}", self.bind(SqlParam::Real(*b as u8 as f64))),
+            Value::String(s) => {
+                format!("f.kind = 3 AND {} {op_sql} {}", self.dialect.bytewise("f.txt"), self.text(s))
+            }
+            // Only dynamic fields reach here; null, times, durations and states do not (see `compare`).
+            _ => "1 = 0".to_owned(),
+        }
+    }
+
+    fn compare(&mut self, field: &Field, op: Cmp, value: &Value) -> String {
+        match field {
+            Field::Config(_) | Field::Summary(_) => match (value, op) {
+                (Value::Null, Cmp::Eq) => self.with_field_row(field, |_| " AND f.kind = 0".to_owned()),
+                (Value::Null, _) => self.with_field_row(field, |_| " AND f.kind <> 0".to_owned()),
+                // `!=`: has the key, and it is not that value of that type.
+                (_, Cmp::Ne) => self.with_field_row(field, |c| {
+                    let equal = c.typed_row_condition(Cmp::Eq, value);
+                    format!(" AND NOT ({equal})")
+                }),
+                _ => self.with_field_row(field, |c| format!(" AND {}", c.typed_row_condition(op, value))),
+            },
+            Field::Tags => "1 = 0".to_owned(),
+            _ => {
+                let (column, nullable) = builtin_column(field);
+                let column = match column {
+                    BuiltIn::Text(column) => self.dialect.bytewise(column),
+                    BuiltIn::Number(expression) if expression.contains("{now}") => {
+                        let now = self.bind(SqlParam::Int(self.now_ms));
+                        expression.replace("{now}", &now)
+                    }
+                    BuiltIn::Number(expression) => expression.to_owned(),
+                };
+                let param = match value {
+                    Value::String(s) => self.text(s),
+                    Value::State(state) => self.text(state.as_str()),
+                    Value::Time(time) => self.bind(SqlParam::Int(time.resolve(self.now_ms))),
+                    Value::Duration(ms) => self.bind(SqlParam::Int(*ms)),
+                    Value::Number(n) => self.bind(SqlParam::Real(*n)),
+                    Value::Bool(_) | Value::Null => return "1 = 0".to_owned(),
+                };
+                let condition = format!("{column} {} {param}", sql_op(op));
+                match nullable {
+                    Some(column) => format!("({column} IS NOT NULL AND {condition})"),
+                    None => format!("({condition})"),
+                }
+            }
+        }
+    }
+
+    fn in_list(&mut self, field: &Field, values: &[Value], negated: bool) -> String {
+        match field {
+            Field::Tags => {
+                let tags: Vec<String> = values
+                    .iter()
+                    .filter_map(|v| if let Value::String(t) = v { Some(t.clone()) } else { None })
+                    .collect();
+                let placeholders: Vec<String> = tags.iter().map(|t| self.text(t)).collect();
+                let not = if negated { "NOT " } else { "" };
+                format!("r.id {not}IN (SELECT t.run_id FROM run_tags t WHERE t.tag IN ({}))", placeholders.join(", "))
+            }
+            Field::Config(_) | Field::Summary(_) => self.with_field_row(field, |c| {
+                let any: Vec<String> = values
+                    .iter()
+                    .map(|v| match v {
+                        Value::Null => "f.kind = 0".to_owned(),
+                        v => format!("({})", c.typed_row_condition(Cmp::Eq, v)),
+                    })
+                    .collect();
+                let any = any.join(" OR ");
+                if negated {
+                    format!(" AND NOT ({any})")
+                } else {
+                    format!(" AND ({any})")
+                }
+            }),
+            _ => {
+                let any: Vec<String> = values.iter().map(|v| self.compare(field, Cmp::Eq, v)).collect();
+                let any = format!("({})", any.join(" OR "));
+                if negated {
+                    let exists = self.exists_builtin(field);
+                    format!("({exists} AND NOT {any})")
+                } else {
+                    any
+                }
+            }
+        }
+    }
+
+    fn contains(&mut self, field: &Field, needle: &str, negated: bool) -> String {
+        match field {
+            Field::Tags => {
+                let tag = self.text(needle);
+                let not = if negated { "NOT " } else { "" };
+                format!("r.id {not}IN (SELECT t.run_id FROM run_tags t WHERE t.tag = {tag})")
+            }
+            Field::Config(_) | Field::Summary(_) => self.with_field_row(field, |c| {
+                let found = c.substring("f.txt", needle);
+                let string_containing = format!("f.kind = 3 AND {found}");
+                if negated {
+                    format!(" AND NOT ({string_containing})")
+                } else {
+                    format!(" AND {string_containing}")
+                }
+            }),
+            _ => {
+                let BuiltIn::Text(column) = builtin_column(field).0 else { return "1 = 0".to_owned() };
+                let found = self.substring(column, needle);
+                let exists = self.exists_builtin(field);
+                if negated {
+                    format!("({exists} AND NOT ({found}))")
+                } else {
+                    format!("({exists} AND {found})")
+                }
+            }
+        }
+    }
+
+    fn substring(&mut self, column: &str, needle: &str) -> String {
+        let needle = self.text(needle);
+        let (haystack, needle) = (self.dialect.ascii_lower(column), self.dialect.ascii_lower(&needle));
+        format!("{} > 0", self.dialect.position(&haystack, &needle))
+    }
+
+    fn pattern_condition(&mut self, column: &str, pattern: &Pattern) -> String {
+        match pattern {
+            Pattern::Glob(glob) => {
+                let translated = self.dialect.glob_pattern(glob);
+                let param = self.text(&translated);
+                self.dialect.glob_match(column, &param)
+            }
+            Pattern::Regex(regex) => {
+                let param = self.text(regex);
+                self.dialect.regex_match(column, &param)
+            }
+        }
+    }
+
+    fn matches(&mut self, field: &Field, pattern: &Pattern, negated: bool) -> String {
+        match field {
+            Field::Tags => {
+                let condition = self.pattern_condition("t.tag", pattern);
+                let not = if negated { "NOT " } else { "" };
+                format!("r.id {not}IN (SELECT t.run_id FROM run_tags t WHERE {condition})")
+            }
+            Field::Config(_) | Field::Summary(_) => self.with_field_row(field, |c| {
+                let condition = c.pattern_condition("f.txt", pattern);
+                let matching = format!("f.kind = 3 AND {condition}");
+                if negated {
+                    format!(" AND NOT ({matching})")
+                } else {
+                    format!(" AND {matching}")
+                }
+            }),
+            _ => {
+                let BuiltIn::Text(column) = builtin_column(field).0 else { return "1 = 0".to_owned() };
+                let condition = self.pattern_condition(column, pattern);
+                let exists = self.exists_builtin(field);
+                if negated {
+                    format!("({exists} AND NOT ({condition}))")
+                } else {
+                    format!("({exists} AND {condition})")
+                }
+            }
+        }
+    }
+
+    fn exists(&mut self, field: &Field, negated: bool) -> String {
+        let exists = match field {
+            Field::Tags => "EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id)".to_owned(),
+            Field::Config(_) | Field::Summary(_) => self.with_field_row(field, |_| String::new()),
+            _ => self.exists_builtin(field),
+        };
+        if negated {
+            format!("(NOT {exists})")
+        } else {
+            exists
+        }
+    }
+
+    fn exists_builtin(&mut self, field: &Field) -> String {
+        match builtin_column(field).1 {
+            Some(column) => format!("({column} IS NOT NULL)"),
+            None => "(1 = 1)".to_owned(),
+        }
+    }
+}
+
+enum BuiltIn {
+    Text(&'static str),
+    /// An expression in milliseconds; `{now}` stands for the query time's placeholder.
+    Number(&'static str),
+}
+
+/// The column (or expression) of a built-in field, and the column that is NULL when the run lacks a value.
+fn builtin_column(field: &Field) -> (BuiltIn, Option<&'static str>) {
+    match field {
+        Field::Id => (BuiltIn::Text("r.id"), None),
+        Field::Name => (BuiltIn::Text("r.name"), None),
+        Field::Notes => (BuiltIn::Text("r.notes"), None),
+        Field::State => (BuiltIn::Text("r.state"), None),
+        Field::Group => (BuiltIn::Text("r.run_group"), Some("r.run_group")),
+        Field::JobType => (BuiltIn::Text("r.job_type"), Some("r.job_type")),
+        Field::CreatedAt => (BuiltIn::Number("r.created_at"), None),
+        Field::EndedAt => (BuiltIn::Number("r.ended_at"), Some("r.ended_at")),
+        Field::Runtime => (BuiltIn::Number("(coalesce(r.ended_at, {now}) - r.started_at)"), None),
+        Field::Config(_) | Field::Summary(_) | Field::Tags => unreachable!("not a built-in column"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trackstack_domain::query::parse;
+
+    struct Numbered;
+
+    impl SqlDialect for Numbered {
+        fn placeholder(&self, index: usize) -> String {
+            format!("${index}")
+        }
+        fn regex_match(&self, text: &str, pattern: &str) -> String {
+            format!("{text} ~ {pattern}")
+        }
+        fn glob_match(&self, text: &str, pattern: &str) -> String {
+            format!("{text} LIKE {pattern}")
+        }
+        fn glob_pattern(&self, glob: &str) -> String {
+            glob.replace('*', "%")
+        }
+        fn ascii_lower(&self, text: &str) -> String {
+            format!("lower({text})")
+        }
+        fn position(&self, haystack: &str, needle: &str) -> String {
+            format!("strpos({haystack}, {needle})")
+        }
+    }
+
+    fn compile(query: &str) -> CompiledFilter {
+        compile_filter(&parse(query).unwrap().unwrap(), "p", 1_000, 3, &Numbered)
+    }
+
+    #[test]
+    fn values_and_keys_are_parameters_never_sql_text() {
+        let hostile = "x'); DROP TABLE runs; --";
+        let compiled = compile(&format!(r#"config."{hostile}" = "{hostile}" or name = "{hostile}""#));
+        assert!(!compiled.sql.contains("DROP"), "{}", compiled.sql);
+        assert_eq!(
+            compiled.params,
+            [
+                SqlParam::Text("p".into()),
+                SqlParam::Text(format!("config.{hostile}")),
+                SqlParam::Text(hostile.into()),
+                SqlParam::Text(hostile.into()),
+            ]
+        );
+        assert!(compiled.sql.contains("$3") && compiled.sql.contains("$6") && !compiled.sql.contains("$7"));
+    }
+
+    #[test]
+    fn relative_times_resolve_against_the_query_time() {
+        let compiled = compile("created_at > -1s and runtime < 2s");
+        assert_eq!(compiled.params, [SqlParam::Int(0), SqlParam::Int(1_000), SqlParam::Int(2_000)]);
+    }
+}
