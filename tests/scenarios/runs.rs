@@ -210,3 +210,62 @@ scenario! {
         .await;
     }
 }
+
+scenario! {
+    async fn runs_are_queried_with_the_query_language(shape: Shape) {
+        let Some(server) = TestServer::start_shape(shape, |_| {}).await else { return };
+        for (i, (optimizer, tags)) in [("adam", vec!["base"]), ("sgd", vec![]), ("adam", vec!["wide"]), ("adamw", vec!["base"])]
+            .into_iter()
+            .enumerate()
+        {
+            let body = json!({"id": format!("r{i}"), "config": {"optimizer": optimizer, "model": {"layers": i * 6}}, "tags": tags});
+            expect_json(server.post_json("/api/v1/projects/q/runs", &body).await, StatusCode::CREATED).await;
+            let batch = json!({"run_id": format!("r{i}"), "metrics": [{"key": "val/acc", "step": 1, "value": 0.5 + i as f64 / 10.0}]});
+            expect_json(server.post_json("/api/v1/ingest", &batch).await, StatusCode::OK).await;
+        }
+        let ids = |page: &serde_json::Value| -> Vec<String> {
+            page["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+        };
+        let query = |filter: &str| json!({"filter": filter, "sort": "created_at"});
+        let page = expect_json(
+            server.post_json("/api/v1/projects/q/runs/query", &query("summary.val/acc > 0.55 and config.optimizer ~ \"adam*\"")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(ids(&page), ["r2", "r3"]);
+        let page = expect_json(
+            server.post_json("/api/v1/projects/q/runs/query", &query("config.model.layers >= 6 and not tags contains base")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(ids(&page), ["r1", "r2"]);
+        // The same filter on the GET listing, page by page.
+        let first = server.get_ok("/api/v1/projects/q/runs?sort=created_at&limit=1&filter=config.optimizer%20!%3D%20sgd").await;
+        assert_eq!(ids(&first), ["r0"]);
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let rest = server.get_ok(&format!("/api/v1/projects/q/runs?sort=created_at&limit=5&filter=config.optimizer%20!%3D%20sgd&cursor={cursor}")).await;
+        assert_eq!(ids(&rest), ["r2", "r3"]);
+        let everything = expect_json(server.post_json("/api/v1/projects/q/runs/query", &json!({})).await, StatusCode::OK).await;
+        assert_eq!(ids(&everything).len(), 4);
+
+        let error = expect_error(
+            server.post_json("/api/v1/projects/q/runs/query", &query("summary.val/acc > )")).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("filter"),
+        )
+        .await;
+        assert!(error["error"]["message"].as_str().unwrap().starts_with("at position 18: expected a number"), "{error}");
+        expect_error(
+            server.post_json("/api/v1/projects/q/runs/query", &json!({"filter": "", "group_by": ["config.lr"]})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            None,
+        )
+        .await;
+        let hostile = query("name = \"x'; DROP TABLE runs; --\" or config.\"a'--\" exists");
+        let page = expect_json(server.post_json("/api/v1/projects/q/runs/query", &hostile).await, StatusCode::OK).await;
+        assert!(ids(&page).is_empty());
+        assert_eq!(ids(&expect_json(server.post_json("/api/v1/projects/q/runs/query", &json!({})).await, StatusCode::OK).await).len(), 4, "injection attempts are values");
+    }
+}

@@ -20,6 +20,7 @@ use crate::routes::{artifacts, blobs, events, health, projects, runs, series};
         projects::update_project,
         runs::create_run,
         runs::list_runs,
+        runs::query_runs,
         runs::get_run,
         runs::update_run,
         runs::finish_run,

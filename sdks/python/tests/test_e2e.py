@@ -260,6 +260,21 @@ def test_runs_pagination(server: ServerProcess) -> None:
     assert [r.id for r in api.runs(project, order="created_at", limit=1)] == ["page0000"]
 
 
+def test_runs_filtered_with_the_query_language(server: ServerProcess) -> None:
+    for seed, lr in enumerate([0.1, 0.01, 0.001]):
+        run = start(server, project="ql", config={"lr": lr, "seed": seed}, tags=["sweep"])
+        run.log({"val/acc": 0.5 + lr})
+        run.finish()
+    api = track.Api(server.url)
+    found = list(
+        api.runs("ql", filter="config.lr < 0.05 and summary.val/acc > 0.505", order="created_at")
+    )
+    assert [r.config["lr"] for r in found] == [0.01]
+    assert len(list(api.runs("ql", filter="tags contains sweep", per_page=1))) == 3
+    with pytest.raises(errors.InvalidArgumentError, match="at position 11: expected a number"):
+        list(api.runs("ql", filter="config.lr >"))
+
+
 def test_project_retention_round_trips(server: ServerProcess) -> None:
     api = track.Api(server.url)
     start(server, project="retained").finish()

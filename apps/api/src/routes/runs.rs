@@ -6,8 +6,10 @@ use chrono::Utc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use trackstack_domain::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
-use trackstack_domain::model::{JsonMap, NewRun, Run, RunCursor, RunListQuery, RunSort, RunState, RunUpdate};
-use trackstack_domain::{validate, Error, ErrorCode};
+use trackstack_domain::model::{
+    JsonMap, NewRun, Run, RunCursor, RunFilter, RunListQuery, RunSort, RunState, RunUpdate,
+};
+use trackstack_domain::{query, validate, Error, ErrorCode};
 use trackstack_server_kit::{ApiResult, Json, Query};
 use trackstack_store::RunCreateOutcome;
 use utoipa::{IntoParams, ToSchema};
@@ -86,6 +88,23 @@ pub struct ListRunsParams {
     pub name: Option<String>,
     /// `-created_at` (default), `created_at`, `name` or `-name`.
     #[param(value_type = Option<String>)]
+    pub sort: Option<RunSort>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// A query-language condition (docs/query-language.md), e.g. `summary.val/acc > 0.9 and tags contains base`.
+    pub filter: Option<String>,
+}
+
+/// A runs query: a query-language filter, a sort order and a page.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RunQueryBody {
+    /// A query-language condition (docs/query-language.md); empty or absent matches every run.
+    pub filter: Option<String>,
+    /// `-created_at` (default), `created_at`, `name` or `-name`.
+    #[schema(value_type = Option<String>)]
     pub sort: Option<RunSort>,
     /// Page size, 1–1000 (default 100).
     pub limit: Option<usize>,
@@ -266,19 +285,53 @@ pub async fn list_runs(
     Path(project): Path<String>,
     Query(params): Query<ListRunsParams>,
 ) -> ApiResult<axum::Json<RunList>> {
-    let limit = params.limit.unwrap_or(LIST_PAGE_DEFAULT);
+    let ListRunsParams { state: run_state, tag, name, sort, limit, cursor, filter } = params;
+    let mut query = page_query(project, filter.as_deref(), sort, limit, cursor.as_deref())?;
+    query.state = run_state;
+    query.tag = tag;
+    query.name_contains = name.filter(|n| !n.is_empty());
+    run_page(&state, &query).await
+}
+
+/// Query a project's runs with the query language, one page at a time.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/runs/query", tag = "runs", request_body = RunQueryBody,
+    params(("project" = String, Path)),
+    responses((status = 200, body = RunList), (status = 400, description = "A malformed filter: the message gives the position and what was expected")))]
+pub async fn query_runs(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    Json(body): Json<RunQueryBody>,
+) -> ApiResult<axum::Json<RunList>> {
+    let query = page_query(project, body.filter.as_deref(), body.sort, body.limit, body.cursor.as_deref())?;
+    run_page(&state, &query).await
+}
+
+fn page_query(
+    project: String,
+    filter: Option<&str>,
+    sort: Option<RunSort>,
+    limit: Option<usize>,
+    cursor: Option<&str>,
+) -> Result<RunListQuery, Error> {
+    let limit = limit.unwrap_or(LIST_PAGE_DEFAULT);
     if !(1..=LIST_PAGE_MAX).contains(&limit) {
-        return Err(Error::invalid("limit", format!("limit must be 1 to {LIST_PAGE_MAX}")).into());
+        return Err(Error::invalid("limit", format!("limit must be 1 to {LIST_PAGE_MAX}")));
     }
-    let query = RunListQuery {
-        project,
-        state: params.state,
-        tag: params.tag,
-        name_contains: params.name.filter(|n| !n.is_empty()),
-        sort: params.sort.unwrap_or_default(),
-        limit,
-        after: params.cursor.as_deref().map(decode_cursor).transpose()?,
+    let filter = match filter.map(query::parse).transpose() {
+        Ok(expr) => expr.flatten().map(|expr| RunFilter { expr, now_ms: Utc::now().timestamp_millis() }),
+        Err(error) => return Err(error.into_error("filter")),
     };
-    let page = state.stores.metadata.list_runs(&query).await?;
+    Ok(RunListQuery {
+        project,
+        filter,
+        sort: sort.unwrap_or_default(),
+        limit,
+        after: cursor.map(decode_cursor).transpose()?,
+        ..Default::default()
+    })
+}
+
+async fn run_page(state: &ApiState, query: &RunListQuery) -> ApiResult<axum::Json<RunList>> {
+    let page = state.stores.metadata.list_runs(query).await?;
     Ok(axum::Json(RunList { runs: page.runs, next_cursor: page.next.as_ref().map(encode_cursor) }))
 }

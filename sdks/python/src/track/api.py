@@ -149,24 +149,23 @@ class Api:
     def runs(
         self,
         project: str,
-        filter: Mapping[str, str] | None = None,
+        filter: str | Mapping[str, str] | None = None,
         order: str | None = None,
         limit: int | None = None,
         per_page: int | None = None,
     ) -> Iterator[ApiRun]:
         """Iterates over the project's runs, following every page.
 
-        ``filter`` is a dict of ``state`` (exact), ``tag`` (exact) and ``name`` (case-insensitive
-        substring); ``order`` is ``-created_at`` (default), ``created_at``, ``name`` or ``-name``;
-        ``limit`` caps how many runs are yielded; ``per_page`` sets the page size (server default
+        ``filter`` is a query in the runs query language (docs/query-language.md), e.g.
+        ``"summary.val/acc > 0.9 and tags contains baseline"``, or a dict of ``state`` (exact),
+        ``tag`` (exact) and ``name`` (case-insensitive substring); ``order`` is ``-created_at``
+        (default), ``created_at``, ``name`` or ``-name``; ``limit`` caps how many runs are yielded; ``per_page`` sets the page size (server default
         100, at most 1000).
         """
         params: dict[str, Any] = {}
-        if filter:
-            if isinstance(filter, str):
-                raise ValueError(
-                    "string filters need the runs query language, which is not there yet"
-                )
+        if isinstance(filter, str):
+            params["filter"] = filter
+        elif filter:
             unknown = set(filter) - set(_FILTER_KEYS)
             if unknown:
                 raise ValueError(f"unknown filter keys {sorted(unknown)}; use {list(_FILTER_KEYS)}")
