@@ -159,8 +159,8 @@ class Api:
         ``filter`` is a query in the runs query language (docs/query-language.md), e.g.
         ``"summary.val/acc > 0.9 and tags contains baseline"``, or a dict of ``state`` (exact),
         ``tag`` (exact) and ``name`` (case-insensitive substring); ``order`` is ``-created_at``
-        (default), ``created_at``, ``name`` or ``-name``; ``limit`` caps how many runs are yielded; ``per_page`` sets the page size (server default
-        100, at most 1000).
+        (default), ``created_at``, ``name`` or ``-name``; ``limit`` caps how many runs are yielded;
+        ``per_page`` sets the page size (server default 100, at most 1000).
         """
         params: dict[str, Any] = {}
         if isinstance(filter, str):
