@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::float;
+use crate::query::{config_value, flatten_config, summary_value, Field, FieldValue, SortKey};
 
 /// A JSON object, as used for config, summary and metadata.
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
@@ -227,34 +228,6 @@ impl RunUpdate {
     }
 }
 
-/// Sort orders of the basic run list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-pub enum RunSort {
-    #[default]
-    #[serde(rename = "-created_at")]
-    CreatedDesc,
-    #[serde(rename = "created_at")]
-    CreatedAsc,
-    #[serde(rename = "name")]
-    NameAsc,
-    #[serde(rename = "-name")]
-    NameDesc,
-}
-
-impl FromStr for RunSort {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "-created_at" => Ok(RunSort::CreatedDesc),
-            "created_at" => Ok(RunSort::CreatedAsc),
-            "name" => Ok(RunSort::NameAsc),
-            "-name" => Ok(RunSort::NameDesc),
-            other => Err(format!("unknown sort `{other}`; expected one of -created_at, created_at, name, -name")),
-        }
-    }
-}
-
 /// A page request over a project's runs with the basic filters.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunListQuery {
@@ -264,10 +237,23 @@ pub struct RunListQuery {
     pub name_contains: Option<String>,
     /// A query-language condition (docs/query-language.md) every listed run satisfies.
     pub filter: Option<RunFilter>,
-    pub sort: RunSort,
+    /// Sort keys, most significant first; empty means newest first (`-created_at`). Runs lacking a key's value
+    /// come after those that have one, in either direction; the run id breaks ties.
+    pub order: Vec<SortKey>,
     pub limit: usize,
     /// The position after which this page starts, as returned in the previous page.
     pub after: Option<RunCursor>,
+}
+
+impl RunListQuery {
+    /// The order the listing follows: the given one, or newest first.
+    pub fn order_or_default(&self) -> Vec<SortKey> {
+        if self.order.is_empty() {
+            default_order()
+        } else {
+            self.order.clone()
+        }
+    }
 }
 
 /// A parsed runs query and the time it runs at, which resolves relative times (`-7d`) and the runtime of
@@ -278,31 +264,54 @@ pub struct RunFilter {
     pub now_ms: i64,
 }
 
-/// A keyset position in a run listing: the sort key of the last run seen and its id as tie-breaker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RunCursor {
-    Created { created_at_ms: i64, id: String },
-    Name { name: String, id: String },
+/// A keyset position in a run listing: the sort values of the last run seen (see [`sort_values`]) and its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCursor {
+    pub values: Vec<Option<SortValue>>,
+    pub id: String,
 }
 
-impl RunSort {
-    /// Whether the order is by name (else by creation time).
-    pub fn is_by_name(self) -> bool {
-        matches!(self, RunSort::NameAsc | RunSort::NameDesc)
-    }
+/// One component of a run's position in an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SortValue {
+    Int(i64),
+    Real(#[serde(with = "float::json")] f64),
+    Text(String),
+}
 
-    pub fn is_descending(self) -> bool {
-        matches!(self, RunSort::CreatedDesc | RunSort::NameDesc)
-    }
+/// The order used when none is given: newest first.
+pub fn default_order() -> Vec<SortKey> {
+    vec![SortKey { field: Field::CreatedAt, descending: true }]
+}
 
-    /// The keyset position just after `run` in this order.
-    pub fn cursor_after(self, run: &Run) -> RunCursor {
-        if self.is_by_name() {
-            RunCursor::Name { name: run.name.clone(), id: run.id.clone() }
-        } else {
-            RunCursor::Created { created_at_ms: run.created_at.timestamp_millis(), id: run.id.clone() }
+/// The sort components of `run` for `key`, in the form the relational stores hold them: a config or summary
+/// value gives two (number or boolean, then string or list text), a built-in field one. `None` is a missing
+/// value. Runtime and tags are not sortable ([`crate::query::parse_order`] refuses them).
+pub fn sort_values(key: &SortKey, run: &Run) -> Vec<Option<SortValue>> {
+    let text = |value: Option<&str>| vec![value.map(|v| SortValue::Text(v.to_owned()))];
+    match &key.field {
+        Field::Config(name) => {
+            let leaves = flatten_config(&run.config);
+            let leaf = leaves.iter().find(|(path, _)| path == name).map(|(_, raw)| (config_value(raw), *raw));
+            dynamic_components(leaf)
         }
+        Field::Summary(name) => dynamic_components(run.summary.get(name).map(|raw| (summary_value(raw), raw))),
+        Field::Id => text(Some(&run.id)),
+        Field::Name => text(Some(&run.name)),
+        Field::Notes => text(Some(&run.notes)),
+        Field::State => text(Some(run.state.as_str())),
+        Field::Group => text(run.group.as_deref()),
+        Field::JobType => text(run.job_type.as_deref()),
+        Field::CreatedAt => vec![Some(SortValue::Int(run.created_at.timestamp_millis()))],
+        Field::EndedAt => vec![run.ended_at.map(|t| SortValue::Int(t.timestamp_millis()))],
+        Field::Runtime | Field::Tags => vec![None],
     }
+}
+
+fn dynamic_components(value: Option<(FieldValue<'_>, &serde_json::Value)>) -> Vec<Option<SortValue>> {
+    let Some((value, raw)) = value else { return vec![None, None] };
+    let (num, txt) = value.stored(raw);
+    vec![num.map(SortValue::Real), txt.map(SortValue::Text)]
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -312,13 +321,16 @@ pub struct RunPage {
 }
 
 impl RunPage {
-    /// Builds a page from up to `limit + 1` runs in `sort` order: the extra run only tells that more follow.
-    pub fn from_overfetched(mut runs: Vec<Run>, limit: usize, sort: RunSort) -> RunPage {
+    /// Builds a page from up to `limit + 1` runs in `order`: the extra run only tells that more follow.
+    pub fn from_overfetched(mut runs: Vec<Run>, limit: usize, order: &[SortKey]) -> RunPage {
         if runs.len() <= limit {
             return RunPage { runs, next: None };
         }
         runs.truncate(limit);
-        let next = runs.last().map(|last| sort.cursor_after(last));
+        let next = runs.last().map(|last| RunCursor {
+            values: order.iter().flat_map(|key| sort_values(key, last)).collect(),
+            id: last.id.clone(),
+        });
         RunPage { runs, next }
     }
 }

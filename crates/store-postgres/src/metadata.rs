@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use trackstack_domain::float;
 use trackstack_domain::model::*;
-use trackstack_store::run_filter::{compile_filter, config_key_range, FieldRow, SqlDialect, SqlParam};
+use trackstack_store::run_filter::{compile_list, config_key_range, FieldRow, SqlDialect, SqlParam};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 pub struct PostgresMetadataStore {
@@ -696,61 +696,12 @@ impl MetadataStore for PostgresMetadataStore {
 
     async fn list_runs(&self, query: &RunListQuery) -> StoreResult<RunPage> {
         let client = self.client().await?;
-        let mut conditions = vec!["project = $1".to_owned()];
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = vec![Box::new(query.project.clone())];
-        let bind = |value: Box<dyn ToSql + Sync + Send>, params: &mut Vec<Box<dyn ToSql + Sync + Send>>| {
-            params.push(value);
-            format!("${}", params.len())
-        };
-        if let Some(state) = query.state {
-            let p = bind(Box::new(state.as_str()), &mut params);
-            conditions.push(format!("state = {p}"));
-        }
-        if let Some(tag) = &query.tag {
-            let p = bind(Box::new(tag.clone()), &mut params);
-            conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = {p})"));
-        }
-        if let Some(needle) = &query.name_contains {
-            // Lower-cases ASCII only, as the SQLite backend does, so both backends match the same runs.
-            let p = bind(Box::new(needle.to_ascii_lowercase()), &mut params);
-            conditions.push(format!(
-                "strpos(translate(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'), {p}) > 0"
-            ));
-        }
-        if let Some(filter) = &query.filter {
-            let compiled =
-                compile_filter(&filter.expr, &query.project, filter.now_ms, params.len() + 1, &PostgresDialect);
-            conditions.push(compiled.sql);
-            params.extend(compiled.params.into_iter().map(sql_value));
-        }
-        let column = if query.sort.is_by_name() { "name" } else { "created_at" };
-        let descending = query.sort.is_descending();
-        let (cmp, direction) = if descending { ("<", "DESC") } else { (">", "ASC") };
-        match &query.after {
-            Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
-                let (a, b) = (bind(Box::new(*created_at_ms), &mut params), bind(Box::new(id.clone()), &mut params));
-                conditions.push(format!("(created_at, id) {cmp} ({a}, {b})"));
-            }
-            Some(RunCursor::Name { name, id }) if column == "name" => {
-                let (a, b) = (bind(Box::new(name.clone()), &mut params), bind(Box::new(id.clone()), &mut params));
-                conditions.push(format!("(name, id) {cmp} ({a}, {b})"));
-            }
-            Some(_) => {
-                return Err(StoreError::Invalid {
-                    field: "cursor".into(),
-                    message: "the cursor belongs to another sort order".into(),
-                })
-            }
-            None => {}
-        }
-        let limit = bind(Box::new(query.limit as i64 + 1), &mut params);
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs r WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT {limit}",
-            conditions.join(" AND ")
-        );
+        let columns: Vec<String> = RUN_COLUMNS.split(", ").map(|c| format!("r.{}", c.trim())).collect();
+        let compiled = compile_list(query, &columns.join(", "), &PostgresDialect)?;
+        let params: Vec<Box<dyn ToSql + Sync + Send>> = compiled.params.into_iter().map(sql_value).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-        let runs = query_runs(&client, &sql, &refs).await?;
-        Ok(RunPage::from_overfetched(runs, query.limit, query.sort))
+        let runs = query_runs(&client, &compiled.sql, &refs).await?;
+        Ok(RunPage::from_overfetched(runs, query.limit, &query.order_or_default()))
     }
 
     async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>> {

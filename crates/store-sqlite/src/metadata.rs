@@ -10,7 +10,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use trackstack_domain::float;
 use trackstack_domain::model::*;
-use trackstack_store::run_filter::{compile_filter, config_key_range, FieldRow, SqlDialect, SqlParam};
+use trackstack_store::run_filter::{compile_list, config_key_range, FieldRow, SqlDialect, SqlParam};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 use crate::database::{Database, SqlResultExt};
@@ -576,62 +576,12 @@ impl MetadataStore for SqliteMetadataStore {
         let query = query.clone();
         self.db
             .read(move |conn| {
-                let mut conditions = vec!["project = ?".to_owned()];
-                let mut values: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(query.project.clone())];
-                if let Some(state) = query.state {
-                    conditions.push("state = ?".into());
-                    values.push(Box::new(state.as_str()));
-                }
-                if let Some(tag) = &query.tag {
-                    conditions.push("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = ?)".into());
-                    values.push(Box::new(tag.clone()));
-                }
-                if let Some(needle) = &query.name_contains {
-                    conditions.push("instr(lower(name), lower(?)) > 0".into());
-                    values.push(Box::new(needle.clone()));
-                }
-                if let Some(filter) = &query.filter {
-                    let compiled =
-                        compile_filter(&filter.expr, &query.project, filter.now_ms, values.len() + 1, &SqliteDialect);
-                    conditions.push(compiled.sql);
-                    values.extend(compiled.params.into_iter().map(sql_value));
-                }
-                let column = if query.sort.is_by_name() { "name" } else { "created_at" };
-                let descending = query.sort.is_descending();
-                let (cmp, direction) = if descending { ("<", "DESC") } else { (">", "ASC") };
-                match &query.after {
-                    Some(RunCursor::Created { created_at_ms, id }) if column == "created_at" => {
-                        conditions.push(format!("(created_at {cmp} ? OR (created_at = ? AND id {cmp} ?))"));
-                        values.extend([
-                            Box::new(*created_at_ms) as Box<dyn rusqlite::ToSql>,
-                            Box::new(*created_at_ms),
-                            Box::new(id.clone()),
-                        ]);
-                    }
-                    Some(RunCursor::Name { name, id }) if column == "name" => {
-                        conditions.push(format!("(name {cmp} ? OR (name = ? AND id {cmp} ?))"));
-                        values.extend([
-                            Box::new(name.clone()) as Box<dyn rusqlite::ToSql>,
-                            Box::new(name.clone()),
-                            Box::new(id.clone()),
-                        ]);
-                    }
-                    Some(_) => {
-                        return Err(StoreError::Invalid {
-                            field: "cursor".into(),
-                            message: "the cursor belongs to another sort order".into(),
-                        })
-                    }
-                    None => {}
-                }
-                values.push(Box::new(query.limit as i64 + 1));
-                let sql = format!(
-                    "SELECT {RUN_COLUMNS} FROM runs r WHERE {} ORDER BY {column} {direction}, id {direction} LIMIT ?",
-                    conditions.join(" AND ")
-                );
+                let columns: Vec<String> = RUN_COLUMNS.split(", ").map(|c| format!("r.{}", c.trim())).collect();
+                let compiled = compile_list(&query, &columns.join(", "), &SqliteDialect)?;
+                let values: Vec<Box<dyn rusqlite::ToSql>> = compiled.params.into_iter().map(sql_value).collect();
                 let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
-                let runs = query_runs(conn, &sql, &params)?;
-                Ok(RunPage::from_overfetched(runs, query.limit, query.sort))
+                let runs = query_runs(conn, &compiled.sql, &params)?;
+                Ok(RunPage::from_overfetched(runs, query.limit, &query.order_or_default()))
             })
             .await
     }

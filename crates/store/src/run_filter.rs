@@ -8,7 +8,7 @@
 //! tags in `run_tags (run_id, tag)`. Semantics follow `trackstack_domain::query::RunView::matches`: a condition
 //! on a value a run lacks is false, so every condition is two-valued and `not` is plain `NOT`.
 
-use trackstack_domain::model::JsonMap;
+use trackstack_domain::model::{JsonMap, RunCursor, RunListQuery, SortValue};
 use trackstack_domain::query::{
     config_value, flatten_config, summary_value, Cmp, Expr, Field, FieldValue, Pattern, Value,
 };
@@ -62,6 +62,80 @@ pub fn compile_filter(
     CompiledFilter { sql, params: compiler.params }
 }
 
+/// A whole runs listing: `SELECT {columns} FROM runs r … WHERE … ORDER BY … LIMIT limit + 1` (one extra row
+/// tells whether another page follows), and its parameters. `columns` must name `runs` columns as `r.<name>`.
+pub fn compile_list(
+    query: &RunListQuery,
+    columns: &str,
+    dialect: &dyn SqlDialect,
+) -> Result<CompiledFilter, crate::StoreError> {
+    let mut compiler =
+        Compiler { dialect, params: Vec::new(), first_param: 1, project: query.project.clone(), now_ms: 0 };
+    let project = compiler.text(&query.project);
+    let mut conditions = vec![format!("r.project = {project}")];
+    if let Some(state) = query.state {
+        conditions.push(format!("r.state = {}", compiler.text(state.as_str())));
+    }
+    if let Some(tag) = &query.tag {
+        let tag = compiler.text(tag);
+        conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = {tag})"));
+    }
+    if let Some(needle) = &query.name_contains {
+        conditions.push(compiler.substring("r.name", needle));
+    }
+    if let Some(filter) = &query.filter {
+        compiler.now_ms = filter.now_ms;
+        conditions.push(compiler.expr(&filter.expr));
+    }
+    let order = query.order_or_default();
+    let mut joins = String::new();
+    // Each sort key's components: (SQL expression, descending).
+    let mut components: Vec<(String, bool)> = Vec::new();
+    for (index, key) in order.iter().enumerate() {
+        match field_column_key(&key.field) {
+            Some(field) => {
+                let field = compiler.text(&field);
+                joins.push_str(&format!(
+                    " LEFT JOIN run_fields s{index} ON s{index}.run_id = r.id AND s{index}.field = {field}"
+                ));
+                components.push((format!("s{index}.num"), key.descending));
+                components.push((dialect.bytewise(&format!("s{index}.txt")), key.descending));
+            }
+            None => {
+                let column = match builtin_column(&key.field).0 {
+                    BuiltIn::Text(column) => dialect.bytewise(column),
+                    BuiltIn::Number(column) if !column.contains("{now}") => column.to_owned(),
+                    BuiltIn::Number(_) => {
+                        return Err(crate::StoreError::Invalid {
+                            field: "sort".into(),
+                            message: format!("runs cannot be sorted by {}", key.field),
+                        })
+                    }
+                };
+                components.push((column, key.descending));
+            }
+        }
+    }
+    let id_descending = order.first().is_some_and(|key| key.descending);
+    if let Some(cursor) = &query.after {
+        conditions.push(compiler.after(&components, id_descending, cursor)?);
+    }
+    let mut order_by: Vec<String> = components
+        .iter()
+        .map(|(expression, descending)| {
+            format!("({expression} IS NULL), {expression} {}", if *descending { "DESC" } else { "ASC" })
+        })
+        .collect();
+    order_by.push(format!("r.id {}", if id_descending { "DESC" } else { "ASC" }));
+    let limit = compiler.bind(SqlParam::Int(query.limit as i64 + 1));
+    let sql = format!(
+        "SELECT {columns} FROM runs r{joins} WHERE {} ORDER BY {} LIMIT {limit}",
+        conditions.join(" AND "),
+        order_by.join(", ")
+    );
+    Ok(CompiledFilter { sql, params: compiler.params })
+}
+
 /// The `run_fields.field` value of a config or summary field; `None` for built-ins.
 pub fn field_column_key(field: &Field) -> Option<String> {
     match field {
@@ -85,13 +159,7 @@ pub struct FieldRow {
 
 impl FieldRow {
     fn new(field: String, value: FieldValue<'_>, raw: &serde_json::Value) -> FieldRow {
-        let (num, txt) = match value {
-            FieldValue::Null => (None, None),
-            FieldValue::Bool(b) => (Some(b as u8 as f64), None),
-            FieldValue::Number(n) => ((!n.is_nan()).then_some(n), None),
-            FieldValue::String(s) => (None, Some(s.to_owned())),
-            FieldValue::List => (None, Some(raw.to_string())),
-        };
+        let (num, txt) = value.stored(raw);
         FieldRow { field, kind: value.kind_code(), num, txt }
     }
 
@@ -304,6 +372,41 @@ impl Compiler<'_> {
                 }
             }
         }
+    }
+
+    /// The keyset condition "comes after `cursor`" in the order `components` (missing values last in either
+    /// direction), with the run id as the final tie-breaker.
+    fn after(
+        &mut self,
+        components: &[(String, bool)],
+        id_descending: bool,
+        cursor: &RunCursor,
+    ) -> Result<String, crate::StoreError> {
+        if cursor.values.len() != components.len() {
+            return Err(crate::StoreError::Invalid {
+                field: "cursor".into(),
+                message: "the cursor belongs to another sort order".into(),
+            });
+        }
+        let id = self.text(&cursor.id);
+        let mut condition = format!("r.id {} {id}", if id_descending { "<" } else { ">" });
+        for ((expression, descending), value) in components.iter().zip(&cursor.values).rev() {
+            condition = match value {
+                None => format!("({expression} IS NULL AND {condition})"),
+                Some(value) => {
+                    let value = self.bind(match value {
+                        SortValue::Int(n) => SqlParam::Int(*n),
+                        SortValue::Real(n) => SqlParam::Real(*n),
+                        SortValue::Text(t) => SqlParam::Text(t.clone()),
+                    });
+                    let op = if *descending { "<" } else { ">" };
+                    format!(
+                        "({expression} IS NULL OR {expression} {op} {value} OR ({expression} = {value} AND {condition}))"
+                    )
+                }
+            };
+        }
+        Ok(condition)
     }
 
     fn substring(&mut self, column: &str, needle: &str) -> String {

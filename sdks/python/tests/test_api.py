@@ -49,8 +49,6 @@ def test_runs_follow_every_page(fake: FakeServer, api: track.Api) -> None:
     ]
     with pytest.raises(ValueError, match="filter"):
         list(api.runs("big", filter={"colour": "red"}))
-    with pytest.raises(ValueError, match="order"):
-        list(api.runs("big", order="size"))
 
 
 def test_run_history_scan_and_metrics(

@@ -273,6 +273,10 @@ def test_runs_filtered_with_the_query_language(server: ServerProcess) -> None:
     assert len(list(api.runs("ql", filter="tags contains sweep", per_page=1))) == 3
     with pytest.raises(errors.InvalidArgumentError, match="at position 11: expected a number"):
         list(api.runs("ql", filter="config.lr >"))
+    by_acc = [r.config["lr"] for r in api.runs("ql", order="-summary.val/acc", per_page=2)]
+    assert by_acc == [0.1, 0.01, 0.001]
+    with pytest.raises(errors.InvalidArgumentError, match="sort"):
+        list(api.runs("ql", order="-tags"))
 
 
 def test_project_retention_round_trips(server: ServerProcess) -> None:

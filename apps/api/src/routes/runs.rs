@@ -6,9 +6,7 @@ use chrono::Utc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use trackstack_domain::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
-use trackstack_domain::model::{
-    JsonMap, NewRun, Run, RunCursor, RunFilter, RunListQuery, RunSort, RunState, RunUpdate,
-};
+use trackstack_domain::model::{JsonMap, NewRun, Run, RunCursor, RunFilter, RunListQuery, RunState, RunUpdate};
 use trackstack_domain::{query, validate, Error, ErrorCode};
 use trackstack_server_kit::{ApiResult, Json, Query};
 use trackstack_store::RunCreateOutcome;
@@ -86,9 +84,9 @@ pub struct ListRunsParams {
     pub tag: Option<String>,
     /// Only runs whose name contains this, ignoring ASCII case.
     pub name: Option<String>,
-    /// `-created_at` (default), `created_at`, `name` or `-name`.
-    #[param(value_type = Option<String>)]
-    pub sort: Option<RunSort>,
+    /// Sort keys separated by commas, `-` for descending: `-created_at` (default), `name`,
+    /// `-summary.val/acc,config.lr`, … Runs lacking a value come last.
+    pub sort: Option<String>,
     /// Page size, 1–1000 (default 100).
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -103,9 +101,9 @@ pub struct ListRunsParams {
 pub struct RunQueryBody {
     /// A query-language condition (docs/query-language.md); empty or absent matches every run.
     pub filter: Option<String>,
-    /// `-created_at` (default), `created_at`, `name` or `-name`.
-    #[schema(value_type = Option<String>)]
-    pub sort: Option<RunSort>,
+    /// Sort keys separated by commas, `-` for descending: `-created_at` (default), `name`,
+    /// `-summary.val/acc,config.lr`, … Runs lacking a value come last.
+    pub sort: Option<String>,
     /// Page size, 1–1000 (default 100).
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
@@ -286,7 +284,7 @@ pub async fn list_runs(
     Query(params): Query<ListRunsParams>,
 ) -> ApiResult<axum::Json<RunList>> {
     let ListRunsParams { state: run_state, tag, name, sort, limit, cursor, filter } = params;
-    let mut query = page_query(project, filter.as_deref(), sort, limit, cursor.as_deref())?;
+    let mut query = page_query(project, filter.as_deref(), sort.as_deref(), limit, cursor.as_deref())?;
     query.state = run_state;
     query.tag = tag;
     query.name_contains = name.filter(|n| !n.is_empty());
@@ -302,14 +300,14 @@ pub async fn query_runs(
     Path(project): Path<String>,
     Json(body): Json<RunQueryBody>,
 ) -> ApiResult<axum::Json<RunList>> {
-    let query = page_query(project, body.filter.as_deref(), body.sort, body.limit, body.cursor.as_deref())?;
+    let query = page_query(project, body.filter.as_deref(), body.sort.as_deref(), body.limit, body.cursor.as_deref())?;
     run_page(&state, &query).await
 }
 
 fn page_query(
     project: String,
     filter: Option<&str>,
-    sort: Option<RunSort>,
+    sort: Option<&str>,
     limit: Option<usize>,
     cursor: Option<&str>,
 ) -> Result<RunListQuery, Error> {
@@ -324,7 +322,7 @@ fn page_query(
     Ok(RunListQuery {
         project,
         filter,
-        sort: sort.unwrap_or_default(),
+        order: query::parse_order(sort.unwrap_or_default()).map_err(|error| error.into_error("sort"))?,
         limit,
         after: cursor.map(decode_cursor).transpose()?,
         ..Default::default()

@@ -33,6 +33,18 @@ impl FieldValue<'_> {
         }
     }
 
+    /// The value as the relational stores hold it: (number or boolean as 0/1, NaN as `None`; string, or a
+    /// list as its JSON text).
+    pub fn stored(&self, raw: &Json) -> (Option<f64>, Option<String>) {
+        match *self {
+            FieldValue::Null => (None, None),
+            FieldValue::Bool(b) => (Some(b as u8 as f64), None),
+            FieldValue::Number(n) => ((!n.is_nan()).then_some(n), None),
+            FieldValue::String(s) => (None, Some(s.to_owned())),
+            FieldValue::List => (None, Some(raw.to_string())),
+        }
+    }
+
     /// The name column discovery reports for the variant.
     pub fn kind_name(&self) -> &'static str {
         kind_name(self.kind_code())

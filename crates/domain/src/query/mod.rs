@@ -21,7 +21,14 @@ pub use eval::{
     config_value, contains_ignoring_ascii_case, flatten_config, glob_matches, kind_name, summary_value, FieldValue,
     RunView,
 };
-pub use parser::parse;
+pub use parser::{parse, parse_order};
+
+/// One key of a run order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub field: Field,
+    pub descending: bool,
+}
 
 /// The longest query text accepted, in bytes.
 pub const QUERY_MAX_BYTES: usize = 16 * 1024;

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use super::lexer::{tokenize, Spanned, Token};
 use super::{
-    Cmp, Expr, Field, FieldKind, Pattern, QueryError, TimeValue, Value, BUILT_IN_FIELDS, QUERY_MAX_BYTES,
+    Cmp, Expr, Field, FieldKind, Pattern, QueryError, SortKey, TimeValue, Value, BUILT_IN_FIELDS, QUERY_MAX_BYTES,
     QUERY_MAX_DEPTH, QUERY_MAX_IN_VALUES,
 };
 use crate::model::RunState;
@@ -28,6 +28,68 @@ pub fn parse(text: &str) -> Result<Option<Expr>, QueryError> {
         ));
     }
     Ok(Some(expr))
+}
+
+/// The most keys one sort order may have.
+pub const ORDER_MAX_KEYS: usize = 8;
+
+/// Parses a sort order: fields separated by commas, each optionally prefixed by `-` (descending) or `+`, e.g.
+/// `-summary.val/acc,config.lr`. An empty text is an empty order (the store's default).
+pub fn parse_order(text: &str) -> Result<Vec<SortKey>, QueryError> {
+    if text.len() > QUERY_MAX_BYTES {
+        return Err(QueryError::new(0, format!("the order is {} bytes; the limit is {QUERY_MAX_BYTES}", text.len())));
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut pieces = Vec::new();
+    let (mut start, mut quote) = (0, None);
+    for (i, c) in chars.iter().enumerate() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(*c),
+            (Some(q), c) if *c == q => quote = None,
+            (None, ',') => {
+                pieces.push((start, i));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push((start, chars.len()));
+    if pieces.len() == 1 && chars.iter().all(|c| c.is_whitespace()) {
+        return Ok(Vec::new());
+    }
+    let mut keys = Vec::new();
+    for (start, end) in pieces {
+        if keys.len() == ORDER_MAX_KEYS {
+            return Err(QueryError::new(start, format!("more than {ORDER_MAX_KEYS} sort keys")));
+        }
+        let mut begin = start;
+        while begin < end && chars[begin].is_whitespace() {
+            begin += 1;
+        }
+        let descending = chars.get(begin) == Some(&'-');
+        if begin < end && matches!(chars[begin], '-' | '+') {
+            begin += 1;
+        }
+        let piece: String = chars[begin..end].iter().collect();
+        let mut tokens = tokenize(&piece).map_err(|e| QueryError::new(e.position + begin, e.message))?;
+        for token in &mut tokens {
+            token.position += begin;
+        }
+        let mut parser = Parser { tokens, next: 0, depth: 0 };
+        if parser.peek().token == Token::End {
+            return Err(parser.error_here("a field to sort by"));
+        }
+        let position = parser.peek().position;
+        let field = parser.field()?;
+        if parser.peek().token != Token::End {
+            return Err(parser.error_here("`,` or the end of the order"));
+        }
+        if matches!(field, Field::Tags | Field::Runtime) {
+            return Err(QueryError::new(position, format!("runs cannot be sorted by {field}")));
+        }
+        keys.push(SortKey { field, descending });
+    }
+    Ok(keys)
 }
 
 struct Parser {

@@ -189,6 +189,30 @@ fn printing_is_canonical() {
     assert_eq!(parsed(r#"name ~ /a\/b/"#).to_string(), r#"name ~ /a\/b/"#);
 }
 
+#[test]
+fn sort_orders_parse_with_directions_and_quoted_keys() {
+    let order = parse_order(r#"-summary.val/acc, config."a,b" ,+name"#).unwrap();
+    assert_eq!(
+        order,
+        [
+            SortKey { field: summary("val/acc"), descending: true },
+            SortKey { field: Field::Config("a,b".into()), descending: false },
+            SortKey { field: Field::Name, descending: false },
+        ]
+    );
+    assert_eq!(parse_order("").unwrap(), []);
+    for (text, position, message) in [
+        ("name,", 5, "expected a field to sort by"),
+        ("-tags", 1, "runs cannot be sorted by tags"),
+        ("name desc", 5, "expected `,` or the end of the order"),
+        ("lr", 0, "unknown field `lr`"),
+    ] {
+        let error = parse_order(text).unwrap_err();
+        assert_eq!(error.position, position, "{text}: {error}");
+        assert!(error.message.contains(message), "{text}: {error}");
+    }
+}
+
 // -- properties ---------------------------------------------------------------------------------------------
 
 fn key() -> impl Strategy<Value = String> {

@@ -155,32 +155,36 @@ pub async fn run_listing_pages_cover_every_run_once(store: &dyn MetadataStore) {
         create(store, run, i / 3).await;
     }
     create(store, new_run("other", "q"), 0).await;
-    for sort in [RunSort::CreatedDesc, RunSort::CreatedAsc, RunSort::NameAsc, RunSort::NameDesc] {
-        let query = RunListQuery { project: "p".into(), sort, limit: 4, ..Default::default() };
+    for sort in ["-created_at", "created_at", "name", "-name"] {
+        let order = trackstack_domain::query::parse_order(sort).unwrap();
+        let query = RunListQuery { project: "p".into(), order: order.clone(), limit: 4, ..Default::default() };
         let ids = list_all(store, query).await;
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();
-        assert_eq!((ids.len(), unique.len()), (23, 23), "{sort:?}: {ids:?}");
+        assert_eq!((ids.len(), unique.len()), (23, 23), "{sort}: {ids:?}");
         let whole = store
-            .list_runs(&RunListQuery { project: "p".into(), sort, limit: 100, ..Default::default() })
+            .list_runs(&RunListQuery { project: "p".into(), order, limit: 100, ..Default::default() })
             .await
             .unwrap();
         let keys: Vec<(i64, String)> = whole
             .runs
             .iter()
-            .map(|r| match sort {
-                RunSort::CreatedDesc | RunSort::CreatedAsc => (r.created_at.timestamp_millis(), String::new()),
-                RunSort::NameAsc | RunSort::NameDesc => (0, r.name.clone()),
+            .map(|r| {
+                if sort.ends_with("name") {
+                    (0, r.name.clone())
+                } else {
+                    (r.created_at.timestamp_millis(), String::new())
+                }
             })
             .collect();
         let mut sorted = keys.clone();
         sorted.sort();
-        if matches!(sort, RunSort::CreatedDesc | RunSort::NameDesc) {
+        if sort.starts_with('-') {
             sorted.reverse();
         }
-        assert_eq!(keys, sorted, "{sort:?} order");
-        assert_eq!(ids, whole.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), "{sort:?} pages equal one page");
+        assert_eq!(keys, sorted, "{sort} order");
+        assert_eq!(ids, whole.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), "{sort}: pages equal one page");
     }
 }
 
@@ -205,7 +209,8 @@ pub async fn run_listing_filters_by_state_tag_and_name(store: &dyn MetadataStore
         }
     }
     let query = |f: fn(&mut RunListQuery)| {
-        let mut q = RunListQuery { project: "p".into(), sort: RunSort::CreatedAsc, limit: 10, ..Default::default() };
+        let order = trackstack_domain::query::parse_order("created_at").unwrap();
+        let mut q = RunListQuery { project: "p".into(), order, limit: 10, ..Default::default() };
         f(&mut q);
         q
     };
@@ -560,22 +565,72 @@ pub async fn queries_return_what_the_reference_evaluator_accepts(store: &dyn Met
         runs.push(store.get_run(id).await.unwrap().unwrap());
     }
     let now_ms = at(1_000).timestamp_millis();
-    for text in ORACLE_QUERIES {
+    let orders = [
+        "created_at",
+        "-summary.loss,created_at",
+        "config.lr",
+        "-config.optimizer,summary.val/acc",
+        "group,-name",
+        "-ended_at,state",
+        "config.model.layers,-config.seed,job_type",
+        "-summary.best,notes,-id",
+    ];
+    for (index, text) in ORACLE_QUERIES.iter().enumerate() {
         let expr = trackstack_domain::query::parse(text).unwrap_or_else(|e| panic!("{text}: {e}")).unwrap();
         let mut expected: Vec<String> = runs
             .iter()
             .filter(|run| trackstack_domain::query::RunView::new(run, now_ms).matches(&expr))
             .map(|run| run.id.clone())
             .collect();
-        expected.sort();
+        let order_text = orders[index % orders.len()];
+        let order = trackstack_domain::query::parse_order(order_text).unwrap();
+        let by_id: std::collections::HashMap<&str, &Run> = runs.iter().map(|r| (r.id.as_str(), r)).collect();
+        expected.sort_by(|a, b| reference_order(&order, by_id[a.as_str()], by_id[b.as_str()]));
         let query = RunListQuery {
             project: "oracle".into(),
             filter: Some(RunFilter { expr, now_ms }),
-            sort: RunSort::CreatedAsc,
+            order,
             limit: 7,
             ..Default::default()
         };
         let got = list_all(store, query).await;
-        assert_eq!(got, expected, "`{text}`");
+        assert_eq!(got, expected, "`{text}` sorted by `{order_text}`");
+    }
+}
+
+/// The documented order: per component, values before missing ones, ascending or descending; then the id in the
+/// first key's direction.
+fn reference_order(order: &[trackstack_domain::query::SortKey], a: &Run, b: &Run) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for key in order {
+        for (x, y) in sort_values(key, a).into_iter().zip(sort_values(key, b)) {
+            let ordering = match (x, y) {
+                (None, None) => Ordering::Equal,
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(x), Some(y)) => {
+                    let ordering = match (x, y) {
+                        (SortValue::Int(x), SortValue::Int(y)) => x.cmp(&y),
+                        (SortValue::Real(x), SortValue::Real(y)) => x.partial_cmp(&y).unwrap(),
+                        (SortValue::Text(x), SortValue::Text(y)) => x.cmp(&y),
+                        other => panic!("mixed components {other:?}"),
+                    };
+                    if key.descending {
+                        ordering.reverse()
+                    } else {
+                        ordering
+                    }
+                }
+            };
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+        }
+    }
+    let ordering = a.id.cmp(&b.id);
+    if order.first().is_some_and(|k| k.descending) {
+        ordering.reverse()
+    } else {
+        ordering
     }
 }

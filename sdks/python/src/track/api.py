@@ -25,7 +25,6 @@ from ._values import decode_float
 from .errors import InvalidArgumentError, NotFoundError, TrackstackError
 
 _FILTER_KEYS = ("state", "tag", "name")
-_ORDERS = ("created_at", "-created_at", "name", "-name")
 _SERIES_PAGE = 100_000  # the server's maximum raw page
 
 
@@ -158,9 +157,10 @@ class Api:
 
         ``filter`` is a query in the runs query language (docs/query-language.md), e.g.
         ``"summary.val/acc > 0.9 and tags contains baseline"``, or a dict of ``state`` (exact),
-        ``tag`` (exact) and ``name`` (case-insensitive substring); ``order`` is ``-created_at``
-        (default), ``created_at``, ``name`` or ``-name``; ``limit`` caps how many runs are yielded;
-        ``per_page`` sets the page size (server default 100, at most 1000).
+        ``tag`` (exact) and ``name`` (case-insensitive substring). ``order`` is a comma-separated
+        list of fields, ``-`` for descending (``"-summary.val/acc,config.lr"``; default
+        ``-created_at``); runs lacking a value come last. ``limit`` caps how many runs are
+        yielded; ``per_page`` sets the page size (server default 100, at most 1000).
         """
         params: dict[str, Any] = {}
         if isinstance(filter, str):
@@ -171,9 +171,6 @@ class Api:
                 raise ValueError(f"unknown filter keys {sorted(unknown)}; use {list(_FILTER_KEYS)}")
             params.update({k: v for k, v in filter.items() if v is not None})
         if order is not None:
-            order = order[1:] if order.startswith("+") else order
-            if order not in _ORDERS:
-                raise ValueError(f"order must be one of {_ORDERS}, got {order!r}")
             params["sort"] = order
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
