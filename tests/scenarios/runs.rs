@@ -263,6 +263,15 @@ scenario! {
             None,
         )
         .await;
+        let fields = server.get_ok("/api/v1/projects/q/fields").await;
+        let names: Vec<&str> = fields["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(names, ["config.model.layers", "config.optimizer", "summary.val/acc"]);
+        assert_eq!(fields["fields"][1]["runs"], 4);
+        assert_eq!(fields["fields"][1]["types"]["string"], 4);
+        let searched = server.get_ok("/api/v1/projects/q/fields?search=OPT&limit=5").await;
+        assert_eq!(searched["fields"].as_array().map(Vec::len), Some(1));
+        expect_error(server.get("/api/v1/projects/q/fields?limit=0").await, StatusCode::BAD_REQUEST, "invalid_argument", Some("limit"))
+            .await;
         let hostile = query("name = \"x'; DROP TABLE runs; --\" or config.\"a'--\" exists");
         let page = expect_json(server.post_json("/api/v1/projects/q/runs/query", &hostile).await, StatusCode::OK).await;
         assert!(ids(&page).is_empty());

@@ -18,6 +18,7 @@ use crate::routes::{artifacts, blobs, events, health, projects, runs, series};
         projects::list_projects,
         projects::get_project,
         projects::update_project,
+        projects::list_fields,
         runs::create_run,
         runs::list_runs,
         runs::query_runs,

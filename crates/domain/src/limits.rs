@@ -19,5 +19,8 @@ pub const RAW_PAGE_MAX: usize = 100_000;
 pub const RAW_PAGE_DEFAULT: usize = 10_000;
 pub const LIST_PAGE_MAX: usize = 1_000;
 pub const LIST_PAGE_DEFAULT: usize = 100;
+/// Fields returned by one column-discovery request (default and maximum).
+pub const FIELDS_DEFAULT: usize = 10_000;
+pub const FIELDS_MAX: usize = 100_000;
 /// A retention period in days: at least a day, at most a century.
 pub const RETENTION_DAYS_MAX: u32 = 36_500;

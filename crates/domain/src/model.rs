@@ -256,6 +256,17 @@ impl RunListQuery {
     }
 }
 
+/// A config or summary field of a project, as column discovery reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectField {
+    /// `config.<key>` or `summary.<key>`, as written in queries (unquoted).
+    pub field: String,
+    /// How many runs have the field.
+    pub runs: u64,
+    /// Runs per value type: `number`, `string`, `bool`, `null`, `list`.
+    pub types: std::collections::BTreeMap<String, u64>,
+}
+
 /// A parsed runs query and the time it runs at, which resolves relative times (`-7d`) and the runtime of
 /// running runs.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use trackstack_domain::float;
 use trackstack_domain::model::*;
-use trackstack_store::run_filter::{compile_list, config_key_range, FieldRow, SqlDialect, SqlParam};
+use trackstack_store::run_filter::{compile_list, config_key_range, fold_field_counts, FieldRow, SqlDialect, SqlParam};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 pub struct PostgresMetadataStore {
@@ -702,6 +702,26 @@ impl MetadataStore for PostgresMetadataStore {
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
         let runs = query_runs(&client, &compiled.sql, &refs).await?;
         Ok(RunPage::from_overfetched(runs, query.limit, &query.order_or_default()))
+    }
+
+    async fn list_fields(&self, project: &str, search: Option<&str>, limit: usize) -> StoreResult<Vec<ProjectField>> {
+        let client = self.client().await?;
+        let search = search.unwrap_or_default().to_ascii_lowercase();
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT field, kind::bigint, runs FROM project_fields
+                     WHERE project = $1 AND field IN (
+                         SELECT DISTINCT field FROM project_fields
+                         WHERE project = $1 AND strpos(translate(field, {ASCII_UPPER}, {ASCII_LOWER}), $2) > 0
+                         ORDER BY field LIMIT $3)
+                     ORDER BY field, kind"
+                ),
+                &[&project, &search, &(limit as i64)],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(fold_field_counts(rows.iter().map(|row| (row.get(0), row.get(1), row.get(2)))))
     }
 
     async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>> {

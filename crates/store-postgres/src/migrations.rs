@@ -14,6 +14,7 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0002_retention_and_rejections.sql"),
     },
     Migration { name: "0003_run_fields", sql: include_str!("../migrations/0003_run_fields.sql") },
+    Migration { name: "0004_project_fields", sql: include_str!("../migrations/0004_project_fields.sql") },
 ];
 
 /// Arbitrary but fixed: every Trackstack process takes this advisory lock to migrate.

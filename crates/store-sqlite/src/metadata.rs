@@ -10,7 +10,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use trackstack_domain::float;
 use trackstack_domain::model::*;
-use trackstack_store::run_filter::{compile_list, config_key_range, FieldRow, SqlDialect, SqlParam};
+use trackstack_store::run_filter::{compile_list, config_key_range, fold_field_counts, FieldRow, SqlDialect, SqlParam};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 use crate::database::{Database, SqlResultExt};
@@ -195,7 +195,10 @@ fn replace_tags(tx: &Connection, run_id: &str, tags: &[String]) -> StoreResult<(
 fn insert_field_rows(tx: &Connection, run_id: &str, project: &str, rows: &[FieldRow]) -> StoreResult<()> {
     let mut insert = tx
         .prepare_cached(
-            "INSERT OR REPLACE INTO run_fields (run_id, field, project, kind, num, txt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            // An upsert, not INSERT OR REPLACE: REPLACE deletes without firing the delete trigger that keeps
+            // `project_fields` counts.
+            "INSERT INTO run_fields (run_id, field, project, kind, num, txt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (run_id, field) DO UPDATE SET kind = excluded.kind, num = excluded.num, txt = excluded.txt",
         )
         .backend()?;
     for row in rows {
@@ -582,6 +585,30 @@ impl MetadataStore for SqliteMetadataStore {
                 let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
                 let runs = query_runs(conn, &compiled.sql, &params)?;
                 Ok(RunPage::from_overfetched(runs, query.limit, &query.order_or_default()))
+            })
+            .await
+    }
+
+    async fn list_fields(&self, project: &str, search: Option<&str>, limit: usize) -> StoreResult<Vec<ProjectField>> {
+        let (project, search) = (project.to_owned(), search.unwrap_or_default().to_ascii_lowercase());
+        self.db
+            .read(move |conn| {
+                // `limit` bounds fields, not (field, kind) rows: a field has at most five kinds.
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT field, kind, runs FROM project_fields
+                         WHERE project = ?1 AND field IN (
+                             SELECT DISTINCT field FROM project_fields
+                             WHERE project = ?1 AND instr(lower(field), ?2) > 0 ORDER BY field LIMIT ?3)
+                         ORDER BY field, kind",
+                    )
+                    .backend()?;
+                let rows = stmt
+                    .query_map(params![project, search, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .backend()?
+                    .collect::<Result<Vec<(String, i64, i64)>, _>>()
+                    .backend()?;
+                Ok(fold_field_counts(rows))
             })
             .await
     }

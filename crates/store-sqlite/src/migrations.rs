@@ -124,6 +124,40 @@ pub(crate) const METADATA: &[Migration] = &[
         INSERT INTO run_fields_backfill (pending) SELECT 1 WHERE EXISTS (SELECT 1 FROM runs);
     "#,
     },
+    Migration {
+        name: "0005_project_fields",
+        sql: r#"
+        -- Column discovery: per project, every config/summary field, each kind it takes and how many runs have
+        -- it, kept exact by triggers so the catalog costs O(distinct keys) to read.
+        CREATE TABLE project_fields (
+            project TEXT NOT NULL,
+            field   TEXT NOT NULL,
+            kind    INTEGER NOT NULL,
+            runs    INTEGER NOT NULL,
+            PRIMARY KEY (project, field, kind)
+        ) WITHOUT ROWID;
+        INSERT INTO project_fields (project, field, kind, runs)
+            SELECT project, field, kind, count(*) FROM run_fields GROUP BY project, field, kind;
+        CREATE TRIGGER run_fields_counted_in AFTER INSERT ON run_fields BEGIN
+            INSERT INTO project_fields (project, field, kind, runs) VALUES (NEW.project, NEW.field, NEW.kind, 1)
+                ON CONFLICT (project, field, kind) DO UPDATE SET runs = runs + 1;
+        END;
+        CREATE TRIGGER run_fields_counted_out AFTER DELETE ON run_fields BEGIN
+            UPDATE project_fields SET runs = runs - 1
+                WHERE project = OLD.project AND field = OLD.field AND kind = OLD.kind;
+            DELETE FROM project_fields
+                WHERE project = OLD.project AND field = OLD.field AND kind = OLD.kind AND runs <= 0;
+        END;
+        CREATE TRIGGER run_fields_recounted AFTER UPDATE OF kind ON run_fields WHEN OLD.kind <> NEW.kind BEGIN
+            UPDATE project_fields SET runs = runs - 1
+                WHERE project = OLD.project AND field = OLD.field AND kind = OLD.kind;
+            DELETE FROM project_fields
+                WHERE project = OLD.project AND field = OLD.field AND kind = OLD.kind AND runs <= 0;
+            INSERT INTO project_fields (project, field, kind, runs) VALUES (NEW.project, NEW.field, NEW.kind, 1)
+                ON CONFLICT (project, field, kind) DO UPDATE SET runs = runs + 1;
+        END;
+    "#,
+    },
 ];
 
 pub(crate) const SERIES: &[Migration] = &[

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use trackstack_domain::model::{
-    ArtifactVersion, NewArtifactVersion, NewRun, Project, ProjectUpdate, Retention, RetentionDue, Run, RunListQuery,
-    RunPage, RunUpdate,
+    ArtifactVersion, NewArtifactVersion, NewRun, Project, ProjectField, ProjectUpdate, Retention, RetentionDue, Run,
+    RunListQuery, RunPage, RunUpdate,
 };
 
 use crate::StoreResult;
@@ -53,6 +53,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes the run and its artifact links; returns whether it existed.
     async fn delete_run(&self, id: &str) -> StoreResult<bool>;
     async fn list_runs(&self, query: &RunListQuery) -> StoreResult<RunPage>;
+    /// The project's config and summary fields by name (column discovery), at most `limit`, only those
+    /// containing `search` (ignoring ASCII case) when given.
+    async fn list_fields(&self, project: &str, search: Option<&str>, limit: usize) -> StoreResult<Vec<ProjectField>>;
     /// Marks every `running` run whose heartbeat is older than `heartbeat_before` as `crashed` (setting
     /// `ended_at` to `now`) and returns their ids. Idempotent, so two processors may run it at once.
     async fn mark_crashed_runs(&self, heartbeat_before: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<Vec<String>>;

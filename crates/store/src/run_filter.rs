@@ -8,9 +8,9 @@
 //! tags in `run_tags (run_id, tag)`. Semantics follow `trackstack_domain::query::RunView::matches`: a condition
 //! on a value a run lacks is false, so every condition is two-valued and `not` is plain `NOT`.
 
-use trackstack_domain::model::{JsonMap, RunCursor, RunListQuery, SortValue};
+use trackstack_domain::model::{JsonMap, ProjectField, RunCursor, RunListQuery, SortValue};
 use trackstack_domain::query::{
-    config_value, flatten_config, summary_value, Cmp, Expr, Field, FieldValue, Pattern, Value,
+    config_value, flatten_config, kind_name, summary_value, Cmp, Expr, Field, FieldValue, Pattern, Value,
 };
 
 /// A bound parameter.
@@ -134,6 +134,26 @@ pub fn compile_list(
         order_by.join(", ")
     );
     Ok(CompiledFilter { sql, params: compiler.params })
+}
+
+/// Folds `(field, kind, runs)` rows, ordered by field, into one [`ProjectField`] per field.
+pub fn fold_field_counts(rows: impl IntoIterator<Item = (String, i64, i64)>) -> Vec<ProjectField> {
+    let mut fields: Vec<ProjectField> = Vec::new();
+    for (field, kind, runs) in rows {
+        let runs = runs.max(0) as u64;
+        match fields.last_mut() {
+            Some(last) if last.field == field => {
+                last.runs += runs;
+                *last.types.entry(kind_name(kind).to_owned()).or_default() += runs;
+            }
+            _ => fields.push(ProjectField {
+                field,
+                runs,
+                types: [(kind_name(kind).to_owned(), runs)].into_iter().collect(),
+            }),
+        }
+    }
+    fields
 }
 
 /// The `run_fields.field` value of a config or summary field; `None` for built-ins.

@@ -1,13 +1,14 @@
-//! Projects: create, list, get, update (description and retention).
+//! Projects: create, list, get, update (description and retention), and column discovery.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use trackstack_domain::model::{Project, ProjectUpdate, Retention};
+use trackstack_domain::limits::{FIELDS_DEFAULT, FIELDS_MAX};
+use trackstack_domain::model::{Project, ProjectField, ProjectUpdate, Retention};
 use trackstack_domain::{validate, Error};
-use trackstack_server_kit::{ApiResult, Json};
-use utoipa::ToSchema;
+use trackstack_server_kit::{ApiResult, Json, Query};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiState;
 
@@ -81,4 +82,35 @@ pub async fn update_project(
     }
     let update = ProjectUpdate { description: body.description, retention: body.retention };
     Ok(axum::Json(state.stores.metadata.update_project(&project, update).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FieldParams {
+    /// Only fields containing this, ignoring ASCII case.
+    pub search: Option<String>,
+    /// At most this many fields (default 10,000, at most 100,000).
+    pub limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FieldList {
+    pub fields: Vec<ProjectField>,
+}
+
+/// Column discovery: every config and summary field of the project's runs, with how many runs have it and of
+/// which value types, sorted by field.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/fields", tag = "projects",
+    params(("project" = String, Path), FieldParams), responses((status = 200, body = FieldList), (status = 400)))]
+pub async fn list_fields(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    Query(params): Query<FieldParams>,
+) -> ApiResult<axum::Json<FieldList>> {
+    let limit = params.limit.unwrap_or(FIELDS_DEFAULT);
+    if !(1..=FIELDS_MAX).contains(&limit) {
+        return Err(Error::invalid("limit", format!("limit must be 1 to {FIELDS_MAX}")).into());
+    }
+    let fields = state.stores.metadata.list_fields(&project, params.search.as_deref(), limit).await?;
+    Ok(axum::Json(FieldList { fields }))
 }

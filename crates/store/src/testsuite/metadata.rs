@@ -634,3 +634,54 @@ fn reference_order(order: &[trackstack_domain::query::SortKey], a: &Run, b: &Run
         ordering
     }
 }
+
+pub async fn field_discovery_counts_runs_per_field_and_type(store: &dyn MetadataStore) {
+    let mut first = new_run("r1", "p");
+    first.config = json!({"lr": 0.1, "model": {"layers": 4}, "tags": [1, 2]}).as_object().unwrap().clone();
+    create(store, first, 0).await;
+    let mut second = new_run("r2", "p");
+    second.config = json!({"lr": "high", "model": {"layers": 8, "width": 64}}).as_object().unwrap().clone();
+    create(store, second, 1).await;
+    create(store, new_run("elsewhere", "other"), 2).await;
+    let metric = |key: &str, value: f64| SummaryMetric { key: key.into(), step: 1, value };
+    let update =
+        RunUpdate { summary_metrics: vec![metric("val/acc", 0.9), metric("loss", f64::NAN)], ..Default::default() };
+    store.update_run("r1", update.clone(), at(5)).await.unwrap();
+    store.update_run("r1", update, at(6)).await.unwrap();
+    let explicit =
+        RunUpdate { summary_set: json!({"val/acc": "n/a"}).as_object().unwrap().clone(), ..Default::default() };
+    store.update_run("r2", explicit, at(7)).await.unwrap();
+
+    let fields = store.list_fields("p", None, 100).await.unwrap();
+    type Counts = Vec<(String, u64)>;
+    let view: Vec<(String, u64, Counts)> =
+        fields.iter().map(|f| (f.field.clone(), f.runs, f.types.clone().into_iter().collect())).collect();
+    let types = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect::<Vec<_>>();
+    assert_eq!(
+        view,
+        [
+            ("config.lr".to_string(), 2, types(&[("number", 1), ("string", 1)])),
+            ("config.model.layers".into(), 2, types(&[("number", 2)])),
+            ("config.model.width".into(), 1, types(&[("number", 1)])),
+            ("config.tags".into(), 1, types(&[("list", 1)])),
+            ("summary.loss".into(), 1, types(&[("number", 1)])),
+            ("summary.val/acc".into(), 2, types(&[("number", 1), ("string", 1)])),
+        ]
+    );
+    let searched: Vec<String> =
+        store.list_fields("p", Some("MODEL"), 100).await.unwrap().into_iter().map(|f| f.field).collect();
+    assert_eq!(searched, ["config.model.layers", "config.model.width"]);
+    assert_eq!(store.list_fields("p", None, 2).await.unwrap().len(), 2, "the limit counts fields");
+
+    // Changing a value's type, clearing an explicit value and deleting a run keep the counts exact.
+    let merge =
+        RunUpdate { config_merge: json!({"lr": 0.5, "model": 3}).as_object().unwrap().clone(), ..Default::default() };
+    store.update_run("r2", merge, at(8)).await.unwrap();
+    let clear = RunUpdate { summary_set: json!({"val/acc": null}).as_object().unwrap().clone(), ..Default::default() };
+    store.update_run("r2", clear, at(9)).await.unwrap();
+    store.delete_run("r1").await.unwrap();
+    let view: Vec<(String, u64)> =
+        store.list_fields("p", None, 100).await.unwrap().into_iter().map(|f| (f.field, f.runs)).collect();
+    assert_eq!(view, [("config.lr".to_string(), 1), ("config.model".into(), 1)]);
+    assert!(store.list_fields("nothing-here", None, 100).await.unwrap().is_empty());
+}

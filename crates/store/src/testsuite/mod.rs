@@ -72,6 +72,7 @@ macro_rules! metadata_store_conformance {
                 rejections_are_counted_on_the_run,
                 retention_finds_finished_runs_past_their_projects_limits,
                 queries_return_what_the_reference_evaluator_accepts,
+                field_discovery_counts_runs_per_field_and_type,
                 a_working_store_reports_ready,
             ]
         );
