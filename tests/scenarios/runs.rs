@@ -256,8 +256,46 @@ scenario! {
         )
         .await;
         assert!(error["error"]["message"].as_str().unwrap().starts_with("at position 18: expected a number"), "{error}");
+        let grouped = expect_json(
+            server
+                .post_json(
+                    "/api/v1/projects/q/runs/query",
+                    &json!({"filter": "config.model.layers < 18", "group_by": ["config.optimizer"], "columns": ["summary.val/acc"]}),
+                )
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(grouped["group_by"], json!(["config.optimizer"]));
+        assert_eq!(grouped["groups"][0]["key"], json!(["adam"]));
+        assert_eq!(grouped["groups"][0]["count"], 2);
+        let adam = &grouped["groups"][0]["columns"]["summary.val/acc"];
+        assert_eq!((adam["count"].as_u64(), adam["min"].as_f64(), adam["max"].as_f64()), (Some(2), Some(0.5), Some(0.7)));
+        assert!((adam["mean"].as_f64().unwrap() - 0.6).abs() < 1e-9, "{adam}");
+        assert_eq!(grouped["groups"][1]["key"], json!(["sgd"]));
+        let narrowed = expect_json(
+            server.post_json("/api/v1/projects/q/runs/query", &json!({"columns": ["config.model.layers"], "sort": "created_at", "limit": 1})).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(narrowed["runs"][0]["config"], json!({"model.layers": 0}));
+        assert_eq!(narrowed["runs"][0]["summary"], json!({}));
         expect_error(
-            server.post_json("/api/v1/projects/q/runs/query", &json!({"filter": "", "group_by": ["config.lr"]})).await,
+            server.post_json("/api/v1/projects/q/runs/query", &json!({"group_by": ["runtime"]})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("group_by"),
+        )
+        .await;
+        expect_error(
+            server.post_json("/api/v1/projects/q/runs/query", &json!({"group_by": ["config."]})).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("group_by[0]"),
+        )
+        .await;
+        expect_error(
+            server.post_json("/api/v1/projects/q/runs/query", &json!({"filter": "", "having": 1})).await,
             StatusCode::BAD_REQUEST,
             "invalid_argument",
             None,

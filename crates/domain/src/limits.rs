@@ -22,5 +22,9 @@ pub const LIST_PAGE_DEFAULT: usize = 100;
 /// Fields returned by one column-discovery request (default and maximum).
 pub const FIELDS_DEFAULT: usize = 10_000;
 pub const FIELDS_MAX: usize = 100_000;
+/// Groups returned by one grouped runs query.
+pub const GROUPS_MAX: usize = 10_000;
+/// Fields in one `columns` or `group_by` list.
+pub const FIELDS_PER_QUERY_MAX: usize = 200;
 /// A retention period in days: at least a day, at most a century.
 pub const RETENTION_DAYS_MAX: u32 = 36_500;

@@ -256,6 +256,67 @@ impl RunListQuery {
     }
 }
 
+/// Runs grouped by the values of some fields, with statistics of numeric columns per group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunGroups {
+    /// The fields grouped by, as requested.
+    pub group_by: Vec<String>,
+    /// Groups in key order (numbers, then strings, then booleans; missing values last).
+    pub groups: Vec<RunGroup>,
+    /// Whether more groups exist than were returned.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunGroup {
+    /// One value per grouped field; `null` where runs lack it (or it is null).
+    #[schema(value_type = Vec<Object>)]
+    pub key: Vec<serde_json::Value>,
+    /// Runs in the group.
+    pub count: u64,
+    /// Per requested column, statistics over the group's finite numeric values.
+    pub columns: std::collections::BTreeMap<String, ColumnStats>,
+}
+
+/// Statistics of one numeric column over a group of runs. NaN, ±infinity and non-numbers are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ColumnStats {
+    /// Runs with a finite numeric value.
+    pub count: u64,
+    pub mean: Option<f64>,
+    /// Sample standard deviation (n − 1), as pandas computes it; `null` below two values.
+    pub std: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub median: Option<f64>,
+}
+
+impl ColumnStats {
+    /// Statistics of `values` (finite numbers only).
+    pub fn of(mut values: Vec<f64>) -> ColumnStats {
+        values.retain(|v| v.is_finite());
+        let count = values.len();
+        if count == 0 {
+            return ColumnStats::default();
+        }
+        values.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        let mean = values.iter().sum::<f64>() / count as f64;
+        let std = (count > 1).then(|| {
+            let squares: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+            (squares / (count - 1) as f64).sqrt()
+        });
+        let median = if count % 2 == 1 { values[count / 2] } else { (values[count / 2 - 1] + values[count / 2]) / 2.0 };
+        ColumnStats {
+            count: count as u64,
+            mean: Some(mean),
+            std,
+            min: values.first().copied(),
+            max: values.last().copied(),
+            median: Some(median),
+        }
+    }
+}
+
 /// A config or summary field of a project, as column discovery reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProjectField {

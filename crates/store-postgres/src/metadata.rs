@@ -11,7 +11,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use trackstack_domain::float;
 use trackstack_domain::model::*;
-use trackstack_store::run_filter::{compile_list, config_key_range, fold_field_counts, FieldRow, SqlDialect, SqlParam};
+use trackstack_domain::query::Field;
+use trackstack_store::run_filter::{
+    aggregate_groups, compile_group_rows, compile_list, config_key_range, fold_field_counts, FieldRow, GroupRow,
+    SqlDialect, SqlParam,
+};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 pub struct PostgresMetadataStore {
@@ -702,6 +706,31 @@ impl MetadataStore for PostgresMetadataStore {
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
         let runs = query_runs(&client, &compiled.sql, &refs).await?;
         Ok(RunPage::from_overfetched(runs, query.limit, &query.order_or_default()))
+    }
+
+    async fn group_runs(
+        &self,
+        query: &RunListQuery,
+        group_by: &[Field],
+        columns: &[Field],
+        limit: usize,
+    ) -> StoreResult<RunGroups> {
+        let client = self.client().await?;
+        let compiled = compile_group_rows(query, group_by, columns, &PostgresDialect)?;
+        let params: Vec<Box<dyn ToSql + Sync + Send>> = compiled.params.into_iter().map(sql_value).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let (keys, width) = (group_by.len(), columns.len());
+        let rows = client
+            .query(&compiled.sql, &refs)
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(|row| GroupRow {
+                key: (0..keys).map(|i| (row.get(3 * i), row.get(3 * i + 1), row.get(3 * i + 2))).collect(),
+                values: (0..width).map(|j| row.get(3 * keys + j)).collect(),
+            })
+            .collect();
+        Ok(aggregate_groups(rows, group_by, columns, limit))
     }
 
     async fn list_fields(&self, project: &str, search: Option<&str>, limit: usize) -> StoreResult<Vec<ProjectField>> {

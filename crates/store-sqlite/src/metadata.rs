@@ -10,7 +10,11 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use trackstack_domain::float;
 use trackstack_domain::model::*;
-use trackstack_store::run_filter::{compile_list, config_key_range, fold_field_counts, FieldRow, SqlDialect, SqlParam};
+use trackstack_domain::query::Field;
+use trackstack_store::run_filter::{
+    aggregate_groups, compile_group_rows, compile_list, config_key_range, fold_field_counts, FieldRow, GroupRow,
+    SqlDialect, SqlParam,
+};
 use trackstack_store::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError, StoreResult};
 
 use crate::database::{Database, SqlResultExt};
@@ -585,6 +589,37 @@ impl MetadataStore for SqliteMetadataStore {
                 let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
                 let runs = query_runs(conn, &compiled.sql, &params)?;
                 Ok(RunPage::from_overfetched(runs, query.limit, &query.order_or_default()))
+            })
+            .await
+    }
+
+    async fn group_runs(
+        &self,
+        query: &RunListQuery,
+        group_by: &[Field],
+        columns: &[Field],
+        limit: usize,
+    ) -> StoreResult<RunGroups> {
+        let (query, group_by, columns) = (query.clone(), group_by.to_vec(), columns.to_vec());
+        self.db
+            .read(move |conn| {
+                let compiled = compile_group_rows(&query, &group_by, &columns, &SqliteDialect)?;
+                let values: Vec<Box<dyn rusqlite::ToSql>> = compiled.params.into_iter().map(sql_value).collect();
+                let params: Vec<&dyn rusqlite::ToSql> = values.iter().map(|v| v.as_ref()).collect();
+                let mut stmt = conn.prepare(&compiled.sql).backend()?;
+                let (keys, width) = (group_by.len(), columns.len());
+                let rows = stmt
+                    .query_map(params.as_slice(), |row| {
+                        let key = (0..keys)
+                            .map(|i| Ok((row.get(3 * i)?, row.get(3 * i + 1)?, row.get(3 * i + 2)?)))
+                            .collect::<rusqlite::Result<_>>()?;
+                        let values = (0..width).map(|j| row.get(3 * keys + j)).collect::<rusqlite::Result<_>>()?;
+                        Ok(GroupRow { key, values })
+                    })
+                    .backend()?
+                    .collect::<Result<Vec<_>, _>>()
+                    .backend()?;
+                Ok(aggregate_groups(rows, &group_by, &columns, limit))
             })
             .await
     }

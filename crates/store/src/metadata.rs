@@ -4,8 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use trackstack_domain::model::{
     ArtifactVersion, NewArtifactVersion, NewRun, Project, ProjectField, ProjectUpdate, Retention, RetentionDue, Run,
-    RunListQuery, RunPage, RunUpdate,
+    RunGroups, RunListQuery, RunPage, RunUpdate,
 };
+
+use trackstack_domain::query::Field;
 
 use crate::StoreResult;
 
@@ -53,6 +55,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes the run and its artifact links; returns whether it existed.
     async fn delete_run(&self, id: &str) -> StoreResult<bool>;
     async fn list_runs(&self, query: &RunListQuery) -> StoreResult<RunPage>;
+    /// Groups the runs `query` selects (its filters; not its order, page or cursor) by the values of
+    /// `group_by`, with statistics of `columns`; at most `limit` groups.
+    async fn group_runs(
+        &self,
+        query: &RunListQuery,
+        group_by: &[Field],
+        columns: &[Field],
+        limit: usize,
+    ) -> StoreResult<RunGroups>;
     /// The project's config and summary fields by name (column discovery), at most `limit`, only those
     /// containing `search` (ignoring ASCII case) when given.
     async fn list_fields(&self, project: &str, search: Option<&str>, limit: usize) -> StoreResult<Vec<ProjectField>>;

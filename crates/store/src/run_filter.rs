@@ -8,7 +8,9 @@
 //! tags in `run_tags (run_id, tag)`. Semantics follow `trackstack_domain::query::RunView::matches`: a condition
 //! on a value a run lacks is false, so every condition is two-valued and `not` is plain `NOT`.
 
-use trackstack_domain::model::{JsonMap, ProjectField, RunCursor, RunListQuery, SortValue};
+use trackstack_domain::model::{
+    ColumnStats, JsonMap, ProjectField, RunCursor, RunGroup, RunGroups, RunListQuery, SortValue,
+};
 use trackstack_domain::query::{
     config_value, flatten_config, kind_name, summary_value, Cmp, Expr, Field, FieldValue, Pattern, Value,
 };
@@ -71,22 +73,7 @@ pub fn compile_list(
 ) -> Result<CompiledFilter, crate::StoreError> {
     let mut compiler =
         Compiler { dialect, params: Vec::new(), first_param: 1, project: query.project.clone(), now_ms: 0 };
-    let project = compiler.text(&query.project);
-    let mut conditions = vec![format!("r.project = {project}")];
-    if let Some(state) = query.state {
-        conditions.push(format!("r.state = {}", compiler.text(state.as_str())));
-    }
-    if let Some(tag) = &query.tag {
-        let tag = compiler.text(tag);
-        conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = {tag})"));
-    }
-    if let Some(needle) = &query.name_contains {
-        conditions.push(compiler.substring("r.name", needle));
-    }
-    if let Some(filter) = &query.filter {
-        compiler.now_ms = filter.now_ms;
-        conditions.push(compiler.expr(&filter.expr));
-    }
+    let mut conditions = compiler.selection(query);
     let order = query.order_or_default();
     let mut joins = String::new();
     // Each sort key's components: (SQL expression, descending).
@@ -134,6 +121,146 @@ pub fn compile_list(
         order_by.join(", ")
     );
     Ok(CompiledFilter { sql, params: compiler.params })
+}
+
+/// One row per selected run for grouping: for each `group_by` field its `(kind, num, txt)` (as `run_fields`
+/// holds them; a built-in text field as kind 3), then for each column its numeric value (`NULL` if not a number).
+/// Read the rows into [`GroupRow`]s and fold them with [`aggregate_groups`].
+pub fn compile_group_rows(
+    query: &RunListQuery,
+    group_by: &[Field],
+    columns: &[Field],
+    dialect: &dyn SqlDialect,
+) -> Result<CompiledFilter, crate::StoreError> {
+    let mut compiler =
+        Compiler { dialect, params: Vec::new(), first_param: 1, project: query.project.clone(), now_ms: 0 };
+    let mut joins = String::new();
+    let mut selected = Vec::new();
+    for (index, field) in group_by.iter().enumerate() {
+        match field_column_key(field) {
+            Some(key) => {
+                let key = compiler.text(&key);
+                joins.push_str(&format!(" LEFT JOIN run_fields g{index} ON g{index}.run_id = r.id AND g{index}.field = {key}"));
+                selected.push(format!("CAST(g{index}.kind AS BIGINT), g{index}.num, g{index}.txt"));
+            }
+            None => match builtin_column(field).0 {
+                BuiltIn::Text(column) => selected.push(format!(
+                    "CAST(CASE WHEN {column} IS NULL THEN NULL ELSE 3 END AS BIGINT), CAST(NULL AS DOUBLE PRECISION), {column}"
+                )),
+                BuiltIn::Number(_) => {
+                    return Err(crate::StoreError::Invalid {
+                        field: "group_by".into(),
+                        message: format!("runs cannot be grouped by {field}"),
+                    })
+                }
+            },
+        }
+    }
+    for (index, field) in columns.iter().enumerate() {
+        let Some(key) = field_column_key(field) else {
+            return Err(crate::StoreError::Invalid {
+                field: "columns".into(),
+                message: format!("{field} is not a config or summary field; statistics need numbers"),
+            });
+        };
+        let key = compiler.text(&key);
+        joins.push_str(&format!(
+            " LEFT JOIN run_fields c{index} ON c{index}.run_id = r.id AND c{index}.field = {key} AND c{index}.kind = 2"
+        ));
+        selected.push(format!("c{index}.num"));
+    }
+    let conditions = compiler.selection(query);
+    if selected.is_empty() {
+        selected.push("1".into());
+    }
+    let sql = format!("SELECT {} FROM runs r{joins} WHERE {}", selected.join(", "), conditions.join(" AND "));
+    Ok(CompiledFilter { sql, params: compiler.params })
+}
+
+/// One run's values read back from [`compile_group_rows`]'s statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    /// `(kind, num, txt)` per grouped field.
+    pub key: Vec<(Option<i64>, Option<f64>, Option<String>)>,
+    /// The numeric value per column.
+    pub values: Vec<Option<f64>>,
+}
+
+/// Folds per-run rows into groups with column statistics, in key order, keeping the first `limit` groups.
+pub fn aggregate_groups(rows: Vec<GroupRow>, group_by: &[Field], columns: &[Field], limit: usize) -> RunGroups {
+    use std::collections::BTreeMap;
+    // Per group: run count and each column's values.
+    let mut groups: BTreeMap<Vec<GroupKeyPart>, (u64, Vec<Vec<f64>>)> = BTreeMap::new();
+    for row in rows {
+        let key: Vec<GroupKeyPart> = row.key.into_iter().map(GroupKeyPart::from_stored).collect();
+        let entry = groups.entry(key).or_insert_with(|| (0, vec![Vec::new(); columns.len()]));
+        entry.0 += 1;
+        for (values, value) in entry.1.iter_mut().zip(row.values) {
+            values.extend(value);
+        }
+    }
+    let truncated = groups.len() > limit;
+    let groups = groups
+        .into_iter()
+        .take(limit)
+        .map(|(key, (count, values))| RunGroup {
+            key: key.into_iter().map(GroupKeyPart::into_json).collect(),
+            count,
+            columns: columns.iter().map(|c| c.to_string()).zip(values.into_iter().map(ColumnStats::of)).collect(),
+        })
+        .collect();
+    RunGroups { group_by: group_by.iter().map(|f| f.to_string()).collect(), groups, truncated }
+}
+
+/// A grouped value, ordered numbers, strings, booleans, lists, then missing (and null).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum GroupKeyPart {
+    Number(OrderedNumber),
+    Text(String),
+    Bool(bool),
+    List(String),
+    Missing,
+}
+
+/// A number with a total order (NaN never occurs: it is stored as a missing value; -0.0 is folded into 0.0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedNumber(f64);
+
+impl Eq for OrderedNumber {}
+
+impl PartialOrd for OrderedNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrderedNumber {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl GroupKeyPart {
+    fn from_stored((kind, num, txt): (Option<i64>, Option<f64>, Option<String>)) -> GroupKeyPart {
+        match (kind, num, txt) {
+            (Some(1), Some(n), _) => GroupKeyPart::Bool(n != 0.0),
+            // `+ 0.0` turns -0.0 into 0.0, so both land in one group.
+            (Some(2), Some(n), _) => GroupKeyPart::Number(OrderedNumber(n + 0.0)),
+            (Some(3), _, Some(t)) => GroupKeyPart::Text(t),
+            (Some(4), _, Some(t)) => GroupKeyPart::List(t),
+            _ => GroupKeyPart::Missing,
+        }
+    }
+
+    fn into_json(self) -> serde_json::Value {
+        match self {
+            GroupKeyPart::Number(n) => trackstack_domain::float::to_json(n.0),
+            GroupKeyPart::Text(t) => serde_json::Value::String(t),
+            GroupKeyPart::Bool(b) => serde_json::Value::Bool(b),
+            GroupKeyPart::List(t) => serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)),
+            GroupKeyPart::Missing => serde_json::Value::Null,
+        }
+    }
 }
 
 /// Folds `(field, kind, runs)` rows, ordered by field, into one [`ProjectField`] per field.
@@ -392,6 +519,27 @@ impl Compiler<'_> {
                 }
             }
         }
+    }
+
+    /// The conditions of a listing's filters (not its cursor).
+    fn selection(&mut self, query: &RunListQuery) -> Vec<String> {
+        let project = self.text(&query.project);
+        let mut conditions = vec![format!("r.project = {project}")];
+        if let Some(state) = query.state {
+            conditions.push(format!("r.state = {}", self.text(state.as_str())));
+        }
+        if let Some(tag) = &query.tag {
+            let tag = self.text(tag);
+            conditions.push(format!("EXISTS (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.tag = {tag})"));
+        }
+        if let Some(needle) = &query.name_contains {
+            conditions.push(self.substring("r.name", needle));
+        }
+        if let Some(filter) = &query.filter {
+            self.now_ms = filter.now_ms;
+            conditions.push(self.expr(&filter.expr));
+        }
+        conditions
     }
 
     /// The keyset condition "comes after `cursor`" in the order `components` (missing values last in either

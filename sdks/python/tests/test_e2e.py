@@ -277,6 +277,9 @@ def test_runs_filtered_with_the_query_language(server: ServerProcess) -> None:
     assert by_acc == [0.1, 0.01, 0.001]
     with pytest.raises(errors.InvalidArgumentError, match="sort"):
         list(api.runs("ql", order="-tags"))
+    groups = api.group_runs("ql", ["config.seed"], ["summary.val/acc"], filter="config.lr < 0.05")
+    assert [g["key"] for g in groups] == [[1], [2]]
+    assert groups[0]["columns"]["summary.val/acc"]["mean"] == pytest.approx(0.51)
 
 
 def test_project_retention_round_trips(server: ServerProcess) -> None:

@@ -5,8 +5,11 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use trackstack_domain::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
-use trackstack_domain::model::{JsonMap, NewRun, Run, RunCursor, RunFilter, RunListQuery, RunState, RunUpdate};
+use trackstack_domain::limits::{FIELDS_PER_QUERY_MAX, GROUPS_MAX, LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
+use trackstack_domain::model::{
+    JsonMap, NewRun, Run, RunCursor, RunFilter, RunGroups, RunListQuery, RunState, RunUpdate,
+};
+use trackstack_domain::query::Field;
 use trackstack_domain::{query, validate, Error, ErrorCode};
 use trackstack_server_kit::{ApiResult, Json, Query};
 use trackstack_store::RunCreateOutcome;
@@ -108,6 +111,20 @@ pub struct RunQueryBody {
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Config and summary fields to return (`config.lr`, `summary.val/acc`); the runs' other config and summary
+    /// entries are left out. With `group_by`: the numeric fields to compute statistics of.
+    pub columns: Option<Vec<String>>,
+    /// Fields to group the selected runs by (`config.optimizer`, `group`, …); the answer is then groups with
+    /// counts and per-column count/mean/std/min/max/median, not runs.
+    pub group_by: Option<Vec<String>>,
+}
+
+/// The answer to a runs query: a page of runs, or groups when `group_by` was given.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RunQueryResult {
+    Runs(RunList),
+    Groups(RunGroups),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -294,14 +311,62 @@ pub async fn list_runs(
 /// Query a project's runs with the query language, one page at a time.
 #[utoipa::path(post, path = "/api/v1/projects/{project}/runs/query", tag = "runs", request_body = RunQueryBody,
     params(("project" = String, Path)),
-    responses((status = 200, body = RunList), (status = 400, description = "A malformed filter: the message gives the position and what was expected")))]
+    responses((status = 200, body = RunQueryResult), (status = 400, description = "A malformed filter: the message gives the position and what was expected")))]
 pub async fn query_runs(
     State(state): State<ApiState>,
     Path(project): Path<String>,
     Json(body): Json<RunQueryBody>,
-) -> ApiResult<axum::Json<RunList>> {
+) -> ApiResult<axum::Json<RunQueryResult>> {
+    let columns = fields("columns", body.columns.as_deref().unwrap_or_default())?;
+    if let Some(group_by) = &body.group_by {
+        let group_by = fields("group_by", group_by)?;
+        if group_by.is_empty() {
+            return Err(Error::invalid("group_by", "give at least one field to group by").into());
+        }
+        let limit = body.limit.unwrap_or(LIST_PAGE_DEFAULT);
+        if !(1..=GROUPS_MAX).contains(&limit) {
+            return Err(Error::invalid("limit", format!("limit must be 1 to {GROUPS_MAX} groups")).into());
+        }
+        let query = page_query(project, body.filter.as_deref(), None, Some(1), None)?;
+        let groups = state.stores.metadata.group_runs(&query, &group_by, &columns, limit).await?;
+        return Ok(axum::Json(RunQueryResult::Groups(groups)));
+    }
     let query = page_query(project, body.filter.as_deref(), body.sort.as_deref(), body.limit, body.cursor.as_deref())?;
-    run_page(&state, &query).await
+    let axum::Json(mut page) = run_page(&state, &query).await?;
+    if body.columns.is_some() {
+        for run in &mut page.runs {
+            keep_columns(run, &columns);
+        }
+    }
+    Ok(axum::Json(RunQueryResult::Runs(page)))
+}
+
+/// Parses a list of field names given in request field `name`.
+fn fields(name: &str, texts: &[String]) -> Result<Vec<Field>, Error> {
+    if texts.len() > FIELDS_PER_QUERY_MAX {
+        return Err(Error::invalid(name, format!("{} fields; the limit is {FIELDS_PER_QUERY_MAX}", texts.len())));
+    }
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| query::parse_field(text).map_err(|error| error.into_error(&format!("{name}[{i}]"))))
+        .collect()
+}
+
+/// Leaves only the requested config leaves and summary keys in `run`.
+fn keep_columns(run: &mut Run, columns: &[Field]) {
+    let wanted =
+        |prefix: fn(&Field) -> Option<&String>| -> Vec<&String> { columns.iter().filter_map(prefix).collect() };
+    let config_keys = wanted(|f| if let Field::Config(k) = f { Some(k) } else { None });
+    let summary_keys = wanted(|f| if let Field::Summary(k) = f { Some(k) } else { None });
+    let mut config = JsonMap::new();
+    for (path, value) in query::flatten_config(&run.config) {
+        if config_keys.contains(&&path) {
+            config.insert(path, value.clone());
+        }
+    }
+    run.config = config;
+    run.summary.retain(|key, _| summary_keys.contains(&key));
 }
 
 fn page_query(

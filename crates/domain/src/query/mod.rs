@@ -21,7 +21,7 @@ pub use eval::{
     config_value, contains_ignoring_ascii_case, flatten_config, glob_matches, kind_name, summary_value, FieldValue,
     RunView,
 };
-pub use parser::{parse, parse_order};
+pub use parser::{parse, parse_field, parse_order};
 
 /// One key of a run order.
 #[derive(Debug, Clone, PartialEq)]

@@ -92,6 +92,17 @@ pub fn parse_order(text: &str) -> Result<Vec<SortKey>, QueryError> {
     Ok(keys)
 }
 
+/// Parses one field name (`config.lr`, `summary."odd key"`, `group`).
+pub fn parse_field(text: &str) -> Result<Field, QueryError> {
+    let tokens = tokenize(text)?;
+    let mut parser = Parser { tokens, next: 0, depth: 0 };
+    let field = parser.field()?;
+    if parser.peek().token != Token::End {
+        return Err(parser.error_here("the end of the field name"));
+    }
+    Ok(field)
+}
+
 struct Parser {
     tokens: Vec<Spanned>,
     next: usize,

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use trackstack_domain::model::*;
+use trackstack_domain::query::Field;
 
 use super::at;
 use crate::{ArtifactLogOutcome, MetadataStore, RunCreateOutcome, StoreError};
@@ -684,4 +685,67 @@ pub async fn field_discovery_counts_runs_per_field_and_type(store: &dyn Metadata
         store.list_fields("p", None, 100).await.unwrap().into_iter().map(|f| (f.field, f.runs)).collect();
     assert_eq!(view, [("config.lr".to_string(), 1), ("config.model".into(), 1)]);
     assert!(store.list_fields("nothing-here", None, 100).await.unwrap().is_empty());
+}
+
+pub async fn runs_group_with_statistics_of_numeric_columns(store: &dyn MetadataStore) {
+    // (optimizer, group, accuracy): adam has three seeds, sgd two, one run has no optimizer, one a boolean.
+    let runs = [
+        (json!("adam"), Some("g1"), Some(0.8)),
+        (json!("adam"), Some("g1"), Some(0.9)),
+        (json!("adam"), None, Some(1.0)),
+        (json!("sgd"), Some("g1"), Some(0.5)),
+        (json!("sgd"), Some("g2"), None),
+        (json!(true), None, Some(f64::NAN)),
+        (json!(null), None, Some(0.1)),
+    ];
+    for (i, (optimizer, group, accuracy)) in runs.iter().enumerate() {
+        let mut run = new_run(&format!("r{i}"), "p");
+        run.config = json!({"optimizer": optimizer, "layers": i}).as_object().unwrap().clone();
+        if i == 6 {
+            run.config.remove("optimizer");
+        }
+        run.group = group.map(String::from);
+        create(store, run, i as i64).await;
+        if let Some(value) = accuracy {
+            let metric = SummaryMetric { key: "acc".into(), step: 1, value: *value };
+            store
+                .update_run(&format!("r{i}"), RunUpdate { summary_metrics: vec![metric], ..Default::default() }, at(9))
+                .await
+                .unwrap();
+        }
+    }
+    create(store, new_run("elsewhere", "other"), 0).await;
+    let all = RunListQuery { project: "p".into(), limit: 10, ..Default::default() };
+    let optimizer = [Field::Config("optimizer".into())];
+    let columns = [Field::Summary("acc".into()), Field::Config("layers".into())];
+    let grouped = store.group_runs(&all, &optimizer, &columns, 100).await.unwrap();
+    assert_eq!(grouped.group_by, ["config.optimizer"]);
+    assert!(!grouped.truncated);
+    let keys: Vec<(serde_json::Value, u64)> = grouped.groups.iter().map(|g| (g.key[0].clone(), g.count)).collect();
+    assert_eq!(keys, [(json!("adam"), 3), (json!("sgd"), 2), (json!(true), 1), (json!(null), 1)]);
+    let adam = &grouped.groups[0].columns["summary.acc"];
+    assert_eq!((adam.count, adam.min, adam.max, adam.median), (3, Some(0.8), Some(1.0), Some(0.9)));
+    assert!((adam.mean.unwrap() - 0.9).abs() < 1e-12 && (adam.std.unwrap() - 0.1).abs() < 1e-12, "{adam:?}");
+    let sgd = &grouped.groups[1].columns["summary.acc"];
+    assert_eq!((sgd.count, sgd.mean, sgd.std, sgd.median), (1, Some(0.5), None, Some(0.5)), "one value: no std");
+    assert_eq!(grouped.groups[1].columns["config.layers"].median, Some(3.5), "even count: mean of the middle two");
+    assert_eq!(grouped.groups[2].columns["summary.acc"], ColumnStats::default(), "NaN is left out");
+
+    let two = [Field::Config("optimizer".into()), Field::Group];
+    let filtered = RunListQuery {
+        filter: Some(RunFilter {
+            expr: trackstack_domain::query::parse("config.layers < 5").unwrap().unwrap(),
+            now_ms: at(10).timestamp_millis(),
+        }),
+        ..all.clone()
+    };
+    let grouped = store.group_runs(&filtered, &two, &[], 2).await.unwrap();
+    let keys: Vec<(Vec<serde_json::Value>, u64)> = grouped.groups.iter().map(|g| (g.key.clone(), g.count)).collect();
+    assert_eq!(keys, [(vec![json!("adam"), json!("g1")], 2), (vec![json!("adam"), json!(null)], 1)]);
+    assert!(grouped.truncated, "sgd/g1 and sgd/g2 are beyond the limit");
+
+    let error = store.group_runs(&all, &[Field::Runtime], &[], 10).await.unwrap_err();
+    assert!(matches!(error, StoreError::Invalid { .. }), "{error:?}");
+    let error = store.group_runs(&all, &optimizer, &[Field::Name], 10).await.unwrap_err();
+    assert!(matches!(error, StoreError::Invalid { .. }), "{error:?}");
 }

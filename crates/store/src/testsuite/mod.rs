@@ -73,6 +73,7 @@ macro_rules! metadata_store_conformance {
                 retention_finds_finished_runs_past_their_projects_limits,
                 queries_return_what_the_reference_evaluator_accepts,
                 field_discovery_counts_runs_per_field_and_type,
+                runs_group_with_statistics_of_numeric_columns,
                 a_working_store_reports_ready,
             ]
         );

@@ -176,6 +176,38 @@ class Api:
             raise ValueError("limit must be >= 0")
         return self._iter_runs(project, params, limit, per_page)
 
+    def group_runs(
+        self,
+        project: str,
+        group_by: Iterable[str],
+        columns: Iterable[str] = (),
+        filter: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Groups the project's runs (those ``filter`` selects) by the values of ``group_by``.
+
+        Each group is ``{"key": [...], "count": n, "columns": {field: stats}}`` where ``stats``
+        has ``count``, ``mean``, ``std``, ``min``, ``max`` and ``median`` over the finite numbers
+        of each ``columns`` field. The "mean ± std across seeds" of a sweep:
+        ``group_runs(p, ["config.lr"], ["summary.val/acc"])``.
+        """
+        body: dict[str, Any] = {"group_by": list(group_by), "columns": list(columns)}
+        if filter is not None:
+            body["filter"] = filter
+        if limit is not None:
+            body["limit"] = limit
+        out = with_retry(
+            lambda: self._http.request(
+                "POST", f"/projects/{_q(project)}/runs/query", json_body=body
+            ),
+            self._policy,
+        )
+        if out.kind != OK:
+            assert out.error is not None
+            raise out.error
+        groups: list[dict[str, Any]] = out.json()["groups"]
+        return groups
+
     def _iter_runs(
         self, project: str, params: dict[str, Any], limit: int | None, per_page: int | None
     ) -> Iterator[ApiRun]:
