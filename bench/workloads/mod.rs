@@ -59,6 +59,18 @@ impl Target {
         Ok(started.elapsed())
     }
 
+    /// Times one POST of a JSON body, answer read included.
+    pub async fn time_post(&self, path: &str, body: &Value) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let response = self.client.post(format!("{}{path}", self.url)).json(body).send().await?;
+        let status = response.status();
+        let answer = response.bytes().await?;
+        if !status.is_success() {
+            bail!("POST {path}: {status} {}", String::from_utf8_lossy(&answer));
+        }
+        Ok(started.elapsed())
+    }
+
     pub async fn ensure_project(&self, name: &str) -> anyhow::Result<()> {
         let response =
             self.client.post(format!("{}/api/v1/projects", self.url)).json(&json!({"name": name})).send().await?;
