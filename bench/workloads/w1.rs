@@ -21,8 +21,11 @@ pub async fn run(
 ) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
     let project = "bench-w1";
     target.ensure_project(project).await?;
+    // A server that already holds the dataset (`--url` at a kept data dir) is queried as it is.
+    let present = target.get(&format!("/api/v1/projects/{project}/fields?search=param_00&limit=1")).await?;
+    let reuse = present["fields"][0]["runs"].as_u64().is_some_and(|n| n as usize >= runs);
     let started = Instant::now();
-    stream::iter(0..runs)
+    stream::iter(if reuse { 0..0 } else { 0..runs })
         .map(|index| async move {
             let mut random = Random::new(index as u64 + 1);
             let create = run_create(index, &mut random);
@@ -36,13 +39,16 @@ pub async fn run(
         .try_collect::<Vec<()>>()
         .await?;
     let elapsed = started.elapsed();
-    let mut figures = vec![Figure::new(
-        "W1",
-        &format!("create {runs} runs (create + summary/state)"),
-        runs as f64 / elapsed.as_secs_f64(),
-        "runs/s",
-        Budget::AtLeast(2_000.0),
-    )];
+    let mut figures = Vec::new();
+    if !reuse {
+        figures.push(Figure::new(
+            "W1",
+            &format!("create {runs} runs (create + summary/state)"),
+            runs as f64 / elapsed.as_secs_f64(),
+            "runs/s",
+            Budget::AtLeast(2_000.0),
+        ));
+    }
 
     let base = format!("/api/v1/projects/{project}/runs?limit={PAGE}");
     let queries = [
@@ -69,7 +75,7 @@ pub async fn run(
         ),
         (
             "query: tags + state + time",
-            json!({"filter": "tags contains tag-07 and state in (finished, crashed) and created_at > -30d", "limit": PAGE}),
+            json!({"filter": "tags contains \"tag-07\" and state in (finished, crashed) and created_at > -30d", "limit": PAGE}),
         ),
         ("query: sort by config key", json!({"sort": "config.lr", "limit": PAGE})),
         ("query: name glob", json!({"filter": "name ~ \"run-0012*\"", "limit": PAGE})),

@@ -22,6 +22,7 @@ use crate::routes::{artifacts, blobs, events, health, projects, runs, series};
         runs::create_run,
         runs::list_runs,
         runs::query_runs,
+        runs::bulk_runs,
         runs::get_run,
         runs::update_run,
         runs::finish_run,

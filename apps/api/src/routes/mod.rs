@@ -22,6 +22,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/projects/{project}", get(projects::get_project).patch(projects::update_project))
         .route("/api/v1/projects/{project}/runs", post(runs::create_run).get(runs::list_runs))
         .route("/api/v1/projects/{project}/runs/query", post(runs::query_runs))
+        .route("/api/v1/projects/{project}/runs/bulk", post(runs::bulk_runs))
         .route("/api/v1/projects/{project}/fields", get(projects::list_fields))
         .route("/api/v1/runs/{run_id}", get(runs::get_run).patch(runs::update_run).delete(runs::delete_run))
         .route("/api/v1/runs/{run_id}/finish", post(runs::finish_run))

@@ -398,3 +398,104 @@ async fn run_page(state: &ApiState, query: &RunListQuery) -> ApiResult<axum::Jso
     let page = state.stores.metadata.list_runs(query).await?;
     Ok(axum::Json(RunList { runs: page.runs, next_cursor: page.next.as_ref().map(encode_cursor) }))
 }
+
+/// What a bulk operation does to every run its filter selects.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkAction {
+    /// Delete the runs with their points and artifact links.
+    Delete,
+    /// Add `tags` to each run.
+    Tag,
+    /// Remove `tags` from each run.
+    Untag,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkBody {
+    /// The runs to act on, in the query language; required (`created_at > "1970-01-01"` selects every run).
+    pub filter: String,
+    pub action: BulkAction,
+    /// For `tag` and `untag`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Count the runs and change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkOutcome {
+    /// Runs the filter selected.
+    pub matched: u64,
+    /// Runs changed (0 on a dry run; a tag a run already had does not change it).
+    pub changed: u64,
+    pub dry_run: bool,
+}
+
+/// Runs selected per page while a bulk operation collects its targets.
+const BULK_PAGE: usize = 1_000;
+
+/// Delete, tag or untag every run a query selects, or count them first with `dry_run`.
+#[utoipa::path(post, path = "/api/v1/projects/{project}/runs/bulk", tag = "runs", request_body = BulkBody,
+    params(("project" = String, Path)), responses((status = 200, body = BulkOutcome), (status = 400)))]
+pub async fn bulk_runs(
+    State(state): State<ApiState>,
+    Path(project): Path<String>,
+    Json(body): Json<BulkBody>,
+) -> ApiResult<axum::Json<BulkOutcome>> {
+    if body.filter.trim().is_empty() {
+        return Err(Error::invalid(
+            "filter",
+            "a bulk operation needs a filter (`created_at > \"1970-01-01\"` selects every run)",
+        )
+        .into());
+    }
+    match body.action {
+        BulkAction::Tag | BulkAction::Untag if body.tags.is_empty() => {
+            return Err(Error::invalid("tags", "give the tags to add or remove").into())
+        }
+        BulkAction::Delete if !body.tags.is_empty() => {
+            return Err(Error::invalid("tags", "`delete` takes no tags").into())
+        }
+        _ => validate::tags(&body.tags)?,
+    }
+    // Targets are collected first, so acting on them cannot disturb the paging.
+    let mut query = page_query(project, Some(&body.filter), Some("created_at"), Some(BULK_PAGE), None)?;
+    let mut targets: Vec<Run> = Vec::new();
+    loop {
+        let page = state.stores.metadata.list_runs(&query).await?;
+        targets.extend(page.runs);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    let mut outcome = BulkOutcome { matched: targets.len() as u64, changed: 0, dry_run: body.dry_run };
+    if body.dry_run {
+        return Ok(axum::Json(outcome));
+    }
+    for run in targets {
+        let tags = match body.action {
+            BulkAction::Delete => {
+                state.stores.series.delete_run(&run.project, &run.id).await?;
+                outcome.changed += state.stores.metadata.delete_run(&run.id).await? as u64;
+                continue;
+            }
+            BulkAction::Tag => {
+                let mut tags = run.tags.clone();
+                tags.extend(body.tags.iter().filter(|t| !run.tags.contains(t)).cloned());
+                tags
+            }
+            BulkAction::Untag => run.tags.iter().filter(|t| !body.tags.contains(t)).cloned().collect(),
+        };
+        if tags != run.tags {
+            validate::tags(&tags)?;
+            let update = RunUpdate { tags: Some(tags), ..Default::default() };
+            state.stores.metadata.update_run(&run.id, update, Utc::now()).await?;
+            outcome.changed += 1;
+        }
+    }
+    Ok(axum::Json(outcome))
+}

@@ -4,7 +4,7 @@ use super::QueryError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Token {
-    /// A bare word: a field name, a keyword (`and`, `in`, …) or an unquoted value (`finished`).
+    /// A bare word: a field name, a keyword (`and`, `in`, …) or an unquoted value (`finished`, `tag-07`).
     Word(String),
     /// `config.<key>` or `summary.<key>`.
     KeyField {
@@ -179,7 +179,11 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Spanned>, QueryError> {
                     i = next;
                     Token::KeyField { summary: word == "summary", key }
                 } else {
-                    Token::Word(word)
+                    // A bare value may go on with `-`, `.` and `/`: `tag-07`, `v1.2`, `a/b`.
+                    while i < chars.len() && (is_word_char(chars[i]) || matches!(chars[i], '-' | '.' | '/')) {
+                        i += 1;
+                    }
+                    Token::Word(chars[start..i].iter().collect())
                 }
             }
             other => return Err(QueryError::new(start, format!("unexpected character `{other}`"))),

@@ -117,6 +117,13 @@ fn built_in_fields_take_typed_values() {
         ])
     );
     assert_eq!(
+        parsed("tags contains tag-07 and name = run-1.5/b"),
+        Expr::And(vec![
+            Expr::Contains { field: Field::Tags, value: "tag-07".into(), negated: false },
+            Expr::Compare { field: Field::Name, op: Cmp::Eq, value: Value::String("run-1.5/b".into()) },
+        ])
+    );
+    assert_eq!(
         parsed("name = 42"),
         Expr::Compare { field: Field::Name, op: Cmp::Eq, value: Value::String("42".into()) }
     );
