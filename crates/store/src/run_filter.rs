@@ -76,8 +76,7 @@ pub fn compile_list(
     let mut conditions = compiler.selection(query);
     let order = query.order_or_default();
     let mut joins = String::new();
-    // Each sort key's components: (SQL expression, descending).
-    let mut components: Vec<(String, bool)> = Vec::new();
+    let mut components: Vec<SortComponent> = Vec::new();
     for (index, key) in order.iter().enumerate() {
         match field_column_key(&key.field) {
             Some(field) => {
@@ -85,11 +84,14 @@ pub fn compile_list(
                 joins.push_str(&format!(
                     " LEFT JOIN run_fields s{index} ON s{index}.run_id = r.id AND s{index}.field = {field}"
                 ));
-                components.push((format!("s{index}.num"), key.descending));
-                components.push((dialect.bytewise(&format!("s{index}.txt")), key.descending));
+                let descending = key.descending;
+                components.push(SortComponent { expression: format!("s{index}.num"), descending, nullable: true });
+                let expression = dialect.bytewise(&format!("s{index}.txt"));
+                components.push(SortComponent { expression, descending, nullable: true });
             }
             None => {
-                let column = match builtin_column(&key.field).0 {
+                let (column, nullable) = builtin_column(&key.field);
+                let column = match column {
                     BuiltIn::Text(column) => dialect.bytewise(column),
                     BuiltIn::Number(column) if !column.contains("{now}") => column.to_owned(),
                     BuiltIn::Number(_) => {
@@ -99,7 +101,8 @@ pub fn compile_list(
                         })
                     }
                 };
-                components.push((column, key.descending));
+                let nullable = nullable.is_some();
+                components.push(SortComponent { expression: column, descending: key.descending, nullable });
             }
         }
     }
@@ -107,10 +110,17 @@ pub fn compile_list(
     if let Some(cursor) = &query.after {
         conditions.push(compiler.after(&components, id_descending, cursor)?);
     }
+    // Only nullable components sort their NULLs last explicitly: on a column that is never NULL the extra term
+    // would keep the database from walking an index in order (e.g. `runs_by_created` for the default order).
     let mut order_by: Vec<String> = components
         .iter()
-        .map(|(expression, descending)| {
-            format!("({expression} IS NULL), {expression} {}", if *descending { "DESC" } else { "ASC" })
+        .map(|c| {
+            let direction = if c.descending { "DESC" } else { "ASC" };
+            if c.nullable {
+                format!("({} IS NULL), {} {direction}", c.expression, c.expression)
+            } else {
+                format!("{} {direction}", c.expression)
+            }
         })
         .collect();
     order_by.push(format!("r.id {}", if id_descending { "DESC" } else { "ASC" }));
@@ -121,6 +131,14 @@ pub fn compile_list(
         order_by.join(", ")
     );
     Ok(CompiledFilter { sql, params: compiler.params })
+}
+
+/// One column of a run order.
+struct SortComponent {
+    expression: String,
+    descending: bool,
+    /// Whether runs may lack a value here (those sort last, in either direction).
+    nullable: bool,
 }
 
 /// One row per selected run for grouping: for each `group_by` field its `(kind, num, txt)` (as `run_fields`
@@ -546,7 +564,7 @@ impl Compiler<'_> {
     /// direction), with the run id as the final tie-breaker.
     fn after(
         &mut self,
-        components: &[(String, bool)],
+        components: &[SortComponent],
         id_descending: bool,
         cursor: &RunCursor,
     ) -> Result<String, crate::StoreError> {
@@ -558,7 +576,8 @@ impl Compiler<'_> {
         }
         let id = self.text(&cursor.id);
         let mut condition = format!("r.id {} {id}", if id_descending { "<" } else { ">" });
-        for ((expression, descending), value) in components.iter().zip(&cursor.values).rev() {
+        for (component, value) in components.iter().zip(&cursor.values).rev() {
+            let expression = &component.expression;
             condition = match value {
                 None => format!("({expression} IS NULL AND {condition})"),
                 Some(value) => {
@@ -567,10 +586,13 @@ impl Compiler<'_> {
                         SortValue::Real(n) => SqlParam::Real(*n),
                         SortValue::Text(t) => SqlParam::Text(t.clone()),
                     });
-                    let op = if *descending { "<" } else { ">" };
-                    format!(
-                        "({expression} IS NULL OR {expression} {op} {value} OR ({expression} = {value} AND {condition}))"
-                    )
+                    let op = if component.descending { "<" } else { ">" };
+                    let ahead = format!("{expression} {op} {value} OR ({expression} = {value} AND {condition})");
+                    if component.nullable {
+                        format!("({expression} IS NULL OR {ahead})")
+                    } else {
+                        format!("({ahead})")
+                    }
                 }
             };
         }
